@@ -1,0 +1,208 @@
+"""ARI over aiohttp: REST calls plus the events websocket, behind `ari_app.ari.interface.Ari`.
+
+Why our own thin client rather than aioari or asyncari: see README ("The ARI client").
+In short, we need a bounded liveness check on the websocket, reconnects we control, one
+shared connection pool, bounded waits on every request and typed errors (404 vs 409 vs down);
+aioari (2020, swagger-loaded, untyped) has none of these and asyncari brings its own anyio
+state-machine framework. The surface Caseline uses is ~20 documented endpoints.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from .interface import AriError, AriUnavailable, ChannelGone, Event, NotInStasis
+
+log = logging.getLogger(__name__)
+
+REQUEST_TIMEOUT_S = 5.0
+
+
+class HttpAri:
+    """One ARI application connection. Create with `async with HttpAri(...)`."""
+
+    def __init__(self, base_url: str, user: str, password: str, app: str, *,
+                 heartbeat_s: float = 5.0, request_timeout_s: float = REQUEST_TIMEOUT_S,
+                 event_types: tuple[str, ...] = ()) -> None:
+        self.base = base_url.rstrip("/") + "/ari"
+        self.app = app
+        self._auth = aiohttp.BasicAuth(user, password)
+        self._heartbeat_s = heartbeat_s
+        self._timeout = aiohttp.ClientTimeout(total=request_timeout_s)
+        self._event_types = event_types
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> HttpAri:
+        connector = aiohttp.TCPConnector(limit=100, keepalive_timeout=5)
+        self._session = aiohttp.ClientSession(auth=self._auth, connector=connector,
+                                              timeout=self._timeout)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session:
+            await self._session.close()
+
+    # --- transport -------------------------------------------------------------------
+
+    async def _request(self, method: str, path: str, params: Mapping[str, str] | None = None,
+                       body: Mapping[str, Any] | None = None) -> Any:
+        assert self._session is not None, "use `async with HttpAri(...)`"
+        try:
+            async with self._session.request(method, self.base + path, params=params,
+                                             json=body) as answer:
+                text = await answer.text()
+                if answer.status >= 400:
+                    raise _error(answer.status, text)
+                if not text:
+                    return None
+                return json.loads(text)
+        except (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError) as e:
+            raise AriUnavailable(f"{method} {path}: {type(e).__name__}") from e
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Events for our app until the websocket closes or stops answering pings.
+
+        aiohttp's heartbeat pings every `heartbeat_s` and closes the socket when no pong
+        comes back within half of it: a silently dead connection ends this iterator.
+        """
+        assert self._session is not None
+        ws_url = self.base.replace("http", "ws", 1) + "/events"
+        params = {"app": self.app, "subscribeAll": "false"}
+        try:
+            ws = await self._session.ws_connect(ws_url, params=params, heartbeat=self._heartbeat_s,
+                                                timeout=aiohttp.ClientWSTimeout(ws_receive=None))
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+            raise AriUnavailable(f"events websocket: {type(e).__name__}: {e}") from e
+        async with ws:
+            if self._event_types:
+                await self._filter_events()
+            async for message in ws:
+                if message.type is aiohttp.WSMsgType.TEXT:
+                    try:
+                        event = json.loads(message.data)
+                    except ValueError:
+                        log.warning("ARI sent a non-JSON event (%d bytes)", len(message.data))
+                        continue
+                    if isinstance(event, dict):
+                        yield event
+                elif message.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
+                    break
+        raise AriUnavailable(f"events websocket closed (code {ws.close_code})")
+
+    async def _filter_events(self) -> None:
+        """Ask Asterisk to send only the event types we act on (less JSON per call)."""
+        allowed = [{"type": t} for t in self._event_types]
+        await self._request("PUT", f"/applications/{quote(self.app)}/eventFilter",
+                            body={"allowed": allowed})
+
+    # --- channels ----------------------------------------------------------------------
+
+    async def answer(self, channel_id: str) -> None:
+        await self._request("POST", f"/channels/{quote(channel_id)}/answer")
+
+    async def ring(self, channel_id: str) -> None:
+        await self._request("POST", f"/channels/{quote(channel_id)}/ring")
+
+    async def hangup(self, channel_id: str, reason: str = "normal") -> None:
+        await self._request("DELETE", f"/channels/{quote(channel_id)}", {"reason": reason})
+
+    async def play(self, channel_id: str, media: str, playback_id: str | None = None) -> str:
+        params = {"media": media}
+        if playback_id:
+            params["playbackId"] = playback_id
+        answer = await self._request("POST", f"/channels/{quote(channel_id)}/play", params)
+        return str(answer.get("id", playback_id or "")) if isinstance(answer, dict) else ""
+
+    async def stop_playback(self, playback_id: str) -> None:
+        await self._request("DELETE", f"/playbacks/{quote(playback_id)}")
+
+    async def start_music(self, channel_id: str, music_class: str) -> None:
+        await self._request("POST", f"/channels/{quote(channel_id)}/moh", {"mohClass": music_class})
+
+    async def stop_music(self, channel_id: str) -> None:
+        await self._request("DELETE", f"/channels/{quote(channel_id)}/moh")
+
+    async def set_variable(self, channel_id: str, name: str, value: str) -> None:
+        await self._request("POST", f"/channels/{quote(channel_id)}/variable",
+                            {"variable": name, "value": value})
+
+    async def originate(self, endpoint: str, *, channel_id: str, app_args: str,
+                        caller_id: str, timeout_s: int, originator: str | None = None,
+                        variables: Mapping[str, str] | None = None) -> None:
+        params = {"endpoint": endpoint, "app": self.app, "appArgs": app_args,
+                  "callerId": caller_id, "timeout": str(timeout_s), "channelId": channel_id}
+        if originator:
+            params["originator"] = originator
+        await self._request("POST", "/channels", params, {"variables": dict(variables or {})})
+
+    async def create_channel(self, endpoint: str, *, channel_id: str, app_args: str,
+                             originator: str | None = None,
+                             variables: Mapping[str, str] | None = None) -> None:
+        params = {"endpoint": endpoint, "app": self.app, "appArgs": app_args,
+                  "channelId": channel_id}
+        if originator:
+            params["originator"] = originator
+        await self._request("POST", "/channels/create", params,
+                            {"variables": dict(variables or {})})
+
+    async def dial(self, channel_id: str, timeout_s: int) -> None:
+        await self._request("POST", f"/channels/{quote(channel_id)}/dial",
+                            {"timeout": str(timeout_s)})
+
+    async def continue_in_dialplan(self, channel_id: str, context: str, extension: str = "s",
+                                   priority: int = 1) -> None:
+        await self._request("POST", f"/channels/{quote(channel_id)}/continue",
+                            {"context": context, "extension": extension, "priority": str(priority)})
+
+    async def channels(self) -> list[dict[str, Any]]:
+        return list(await self._request("GET", "/channels") or [])
+
+    async def channel(self, channel_id: str) -> dict[str, Any]:
+        return dict(await self._request("GET", f"/channels/{quote(channel_id)}") or {})
+
+    # --- bridges, endpoints, system ----------------------------------------------------
+
+    async def create_bridge(self, bridge_id: str) -> None:
+        await self._request("POST", f"/bridges/{quote(bridge_id)}",
+                            {"type": "mixing", "name": bridge_id})
+
+    async def add_to_bridge(self, bridge_id: str, channel_ids: list[str]) -> None:
+        await self._request("POST", f"/bridges/{quote(bridge_id)}/addChannel",
+                            {"channel": ",".join(channel_ids)})
+
+    async def destroy_bridge(self, bridge_id: str) -> None:
+        await self._request("DELETE", f"/bridges/{quote(bridge_id)}")
+
+    async def bridges(self) -> list[dict[str, Any]]:
+        return list(await self._request("GET", "/bridges") or [])
+
+    async def endpoint_state(self, endpoint: str) -> str:
+        tech, _, resource = endpoint.partition("/")
+        answer = await self._request("GET", f"/endpoints/{quote(tech)}/{quote(resource)}")
+        return str(answer.get("state", "unknown")) if isinstance(answer, dict) else "unknown"
+
+    async def application(self) -> dict[str, Any]:
+        return dict(await self._request("GET", f"/applications/{quote(self.app)}") or {})
+
+    async def asterisk_info(self) -> dict[str, Any]:
+        return dict(await self._request("GET", "/asterisk/info") or {})
+
+
+def _error(status: int, body: str) -> AriError:
+    try:
+        message = str(json.loads(body).get("message", ""))[:200]
+    except (ValueError, AttributeError):
+        message = body[:200]
+    if status == 404:
+        return ChannelGone(status, message)
+    if status in (409, 422) and "stasis" in message.lower():
+        return NotInStasis(status, message)
+    if status == 503:
+        return AriError(status, message or "Asterisk not booted")
+    return AriError(status, message)

@@ -1,0 +1,163 @@
+"""The Stasis application: one events connection, one task per call, reconnect with backoff.
+
+Calls outlive the events connection: the REST session stays, only the websocket is
+re-opened, so bridged calls keep talking while we are away; after a reconnect we resync
+from `/channels` because Asterisk does not replay missed events.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..ari.interface import Ari, AriError, AriUnavailable, Event
+
+log = logging.getLogger(__name__)
+
+INBOUND_ARG = "inbound"  # dialplan: Stasis(caseline,inbound)
+LEG_ARG = "leg"  # channels we create: appArgs "leg,<call id>"
+
+
+class CallEnded(Exception):
+    """The caller's channel is gone; raised out of waits so a call task unwinds."""
+
+
+def channel_of(event: Event) -> str | None:
+    """The channel an event is about (Dial events: the dialled peer)."""
+    if event.get("type") == "Dial":
+        peer = event.get("peer") or {}
+        return peer.get("id")
+    if "channel" in event and isinstance(event["channel"], dict):
+        return event["channel"].get("id")
+    playback = event.get("playback")
+    if isinstance(playback, dict):
+        uri = str(playback.get("target_uri", ""))
+        if uri.startswith("channel:"):
+            return uri.removeprefix("channel:")
+    return None
+
+
+class Call:
+    """One inbound call as its task sees it: its channels' events and the ARI handle."""
+
+    def __init__(self, app: StasisApp, channel: dict[str, Any]) -> None:
+        self.app = app
+        self.ari = app.ari
+        self.id: str = channel["id"]
+        self.channel = channel
+        self.events: asyncio.Queue[Event] = asyncio.Queue()
+        self.watched: set[str] = set()
+        self.hung_up = False
+        self.step = "identifying"
+
+    @property
+    def caller_number(self) -> str:
+        return str((self.channel.get("caller") or {}).get("number", ""))
+
+    def watch(self, channel_id: str) -> None:
+        """Route events of `channel_id` to this call. Call before the action that causes them."""
+        self.watched.add(channel_id)
+        self.app.watchers[channel_id] = self
+
+    def unwatch(self, channel_id: str) -> None:
+        self.watched.discard(channel_id)
+        if self.app.watchers.get(channel_id) is self:
+            del self.app.watchers[channel_id]
+
+    def deliver(self, event: Event) -> None:
+        if channel_of(event) == self.id and event.get("type") in ("StasisEnd", "ChannelDestroyed"):
+            self.hung_up = True
+        self.events.put_nowait(event)
+
+    async def wait_for(self, accept: Callable[[Event], bool], timeout: float) -> Event:
+        """The next event `accept` takes; raises CallEnded if the caller leaves first."""
+        async with asyncio.timeout(timeout):
+            while True:
+                event = await self.events.get()
+                if accept(event):
+                    return event
+                if channel_of(event) == self.id and event.get("type") in ("StasisEnd", "ChannelDestroyed"):
+                    raise CallEnded(self.id)
+
+
+CallHandler = Callable[[Call], Awaitable[None]]
+
+
+class StasisApp:
+    def __init__(self, ari: Ari, handler: CallHandler, *, backoff_cap_s: float = 10.0,
+                 on_reconnect: Callable[[], None] | None = None,
+                 on_call_error: Callable[[Call, BaseException], Awaitable[None]] | None = None) -> None:
+        self.ari = ari
+        self.handler = handler
+        self.watchers: dict[str, Call] = {}
+        self.calls: dict[str, Call] = {}
+        self.backoff_cap_s = backoff_cap_s
+        self.on_reconnect = on_reconnect
+        self.on_call_error = on_call_error
+        self.connected = asyncio.Event()
+        self._tasks: asyncio.TaskGroup | None = None
+
+    async def run(self) -> None:
+        """Run until cancelled: (re)connect, dispatch events, resync after each reconnect."""
+        async with asyncio.TaskGroup() as tasks:
+            self._tasks = tasks
+            attempt = 0
+            while True:
+                try:
+                    async for event in self.ari.events():
+                        if not self.connected.is_set():
+                            self.connected.set()
+                        attempt = 0
+                        self.dispatch(event)
+                except (AriUnavailable, AriError) as e:
+                    self.connected.clear()
+                    attempt += 1
+                    delay = min(self.backoff_cap_s, 0.2 * 2 ** min(attempt, 10))
+                    delay *= random.uniform(0.5, 1.0)  # jitter: instances don't reconnect in step
+                    log.warning("ARI events lost (%s); reconnecting in %.2f s", e, delay)
+                    if self.on_reconnect:
+                        self.on_reconnect()
+                    await asyncio.sleep(delay)
+
+    def dispatch(self, event: Event) -> None:
+        """Route one event. Never raises for a bad event: it is logged and dropped."""
+        kind = event.get("type")
+        if kind == "StasisStart":
+            args = event.get("args") or []
+            channel = event.get("channel") or {}
+            channel_id = channel.get("id")
+            if args[:1] == [INBOUND_ARG] and channel_id and channel_id not in self.calls:
+                self.start_call(channel)
+                return
+        if kind == "ApplicationReplaced":
+            log.error("another process took over the ARI application; this one stops routing")
+        channel_id = channel_of(event)
+        call = self.watchers.get(channel_id) if channel_id else None
+        if call is not None:
+            call.deliver(event)
+
+    def start_call(self, channel: dict[str, Any]) -> Call:
+        assert self._tasks is not None
+        call = Call(self, channel)
+        self.calls[call.id] = call
+        call.watch(call.id)
+        self._tasks.create_task(self._run_call(call), name=f"call-{call.id}")
+        return call
+
+    async def _run_call(self, call: Call) -> None:
+        try:
+            await self.handler(call)
+        except CallEnded:
+            pass
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # one broken call must not take the others down
+            log.exception("call %s failed in step %s", call.id, call.step)
+            if self.on_call_error:
+                await self.on_call_error(call, e)
+        finally:
+            for channel_id in list(call.watched):
+                call.unwatch(channel_id)
+            self.calls.pop(call.id, None)

@@ -1,0 +1,111 @@
+"""Process settings: config/caseline.yaml validated into typed models, env overrides on top.
+
+Secrets never live in YAML: passwords and tokens come from CASELINE_* environment variables
+(or a secrets file named by CASELINE_SECRETS_FILE), and they are SecretStr so they never
+appear in a repr or a log line.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from .config_files import ConfigError, load_model
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AriSettings(Strict):
+    url: str = "http://127.0.0.1:8088"
+    user: str = "caseline"
+    password: SecretStr = SecretStr("")
+    app: str = Field("caseline", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    heartbeat_s: float = Field(5.0, gt=0, le=60)  # a silent websocket is noticed within this
+
+
+class AmiSettings(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(5038, ge=1, le=65535)
+    user: str = "caseline"
+    secret: SecretStr = SecretStr("")
+
+
+class RedisSettings(Strict):
+    url: str = "redis://127.0.0.1:6379/0"
+
+
+class CallSettings(Strict):
+    waiting: Literal["ringing", "music"] = "ringing"  # what the caller hears while we dial
+    music_class: str = "default"
+    greeting: str = "sound:hello-world"  # the smoke handler's prompt
+
+
+class NumberSettings(Strict):
+    default_region: str = Field("RU", pattern=r"^[A-Z]{2}$")
+
+
+class ListenSettings(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(ge=0, le=65535)
+
+
+class LoggingSettings(Strict):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    mask_numbers: bool = True  # keep only the last 4 digits of caller numbers in logs
+
+
+class Settings(Strict):
+    ari: AriSettings = AriSettings()
+    ami: AmiSettings = AmiSettings()
+    redis: RedisSettings = RedisSettings()
+    numbers: NumberSettings = NumberSettings()
+    calls: CallSettings = CallSettings()
+    agi: ListenSettings = ListenSettings(port=4573)
+    ops: ListenSettings = ListenSettings(port=8090)
+    ops_token: SecretStr = SecretStr("")
+    logging: LoggingSettings = LoggingSettings()
+    routing_file: str = "routing.yaml"  # relative to the config folder
+    config_dir: str = ""
+
+
+# env var -> (section, key). Secrets and URLs only: everything else belongs in YAML.
+ENV_OVERRIDES = {
+    "CASELINE_ARI_URL": ("ari", "url"),
+    "CASELINE_ARI_USER": ("ari", "user"),
+    "CASELINE_ARI_PASSWORD": ("ari", "password"),
+    "CASELINE_AMI_HOST": ("ami", "host"),
+    "CASELINE_AMI_PORT": ("ami", "port"),
+    "CASELINE_AMI_SECRET": ("ami", "secret"),
+    "CASELINE_REDIS_URL": ("redis", "url"),
+    "CASELINE_OPS_TOKEN": ("", "ops_token"),
+    "CASELINE_AGI_HOST": ("agi", "host"),
+    "CASELINE_OPS_HOST": ("ops", "host"),
+}
+
+
+def load_settings(config_dir: Path, env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    path = config_dir / "caseline.yaml"
+    base = load_model(path, Settings) if path.exists() else Settings()
+    data = base.model_dump()
+    for name, (section, key) in ENV_OVERRIDES.items():
+        if env.get(name):
+            if section:
+                data[section][key] = env[name]
+            else:
+                data[key] = env[name]
+    data["config_dir"] = str(config_dir)
+    for section in ("ari", "ami"):
+        for key, value in data[section].items():
+            if isinstance(value, SecretStr):
+                data[section][key] = value.get_secret_value()
+    if isinstance(data["ops_token"], SecretStr):
+        data["ops_token"] = data["ops_token"].get_secret_value()
+    try:
+        return Settings.model_validate(data)
+    except Exception as e:  # env values are validated like the file's
+        raise ConfigError("environment", "CASELINE_*", str(e).splitlines()[0]) from None

@@ -1,0 +1,266 @@
+"""SIPp scenarios for the lab, generated from small templates.
+
+Every scenario logs one line per event with `<log>` (SIPp's -trace_logs), so tests read
+what happened from SIPp's own files, never from Caseline's logs:
+    "<caller number> <event>"   e.g. "+79161234567 answered", "+79161234567 cancelled"
+"""
+from __future__ import annotations
+
+# Extract the user part of From into $from (the number the phone displays).
+_FROM_USER = '<ereg regexp="sip:([^@;>]*)@" search_in="hdr" header="From:" check_it="false" assign_to="junk,from"/>'
+
+_CALLER_INVITE = """\
+  <send retrans="500">
+    <![CDATA[
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "[field1]" <sip:[field0]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:caller@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+      a=fmtp:101 0-16
+    ]]>
+  </send>
+"""
+
+_REJECTIONS = ("403", "404", "480", "486", "487", "500", "503", "603")
+
+
+def caller(hold_ms: int) -> str:
+    """A client calling in: talks `hold_ms` after answer then hangs up, unless hung up first."""
+    rejects = "\n".join(
+        f'  <recv response="{code}" optional="true" next="rejected_{code}"/>' for code in _REJECTIONS)
+    reject_blocks = "\n".join(f"""
+  <label id="rejected_{code}"/>
+  <nop><action><log message="[field0] rejected {code}"/></action></nop>
+  <send><![CDATA[
+      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [last_From:]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]></send>
+  <nop next="end"/>""" for code in _REJECTIONS)
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="caseline caller">
+{_CALLER_INVITE}
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="180" optional="true"/>
+{rejects}
+  <recv response="200" rtd="true" rrs="true"/>
+  <nop><action><log message="[field0] answered"/></action></nop>
+  <send><![CDATA[
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [last_From:]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Contact: <sip:caller@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]></send>
+  <recv request="BYE" timeout="{hold_ms}" ontimeout="hang_up"/>
+  <nop><action><log message="[field0] remote_hangup"/></action></nop>
+  <send><![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]></send>
+  <nop next="end"/>
+  <label id="hang_up"/>
+  <send retrans="500"><![CDATA[
+      BYE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [last_From:]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]></send>
+  <recv response="200"/>
+  <nop><action><log message="[field0] hung_up"/></action></nop>
+  <nop next="end"/>
+{reject_blocks}
+  <label id="end"/>
+</scenario>
+"""
+
+
+def early_hangup_caller(after_ring_ms: int) -> str:
+    """A client who hangs up (CANCEL) `after_ring_ms` after hearing ringing, before any answer."""
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="caseline early hang-up caller">
+{_CALLER_INVITE}
+  <recv response="100" optional="true"/>
+  <recv response="180"/>
+  <nop><action><log message="[field0] ringing"/></action></nop>
+  <pause milliseconds="{after_ring_ms}"/>
+  <send><![CDATA[
+      CANCEL sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch-1]
+      From: "[field1]" <sip:[field0]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 CANCEL
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]></send>
+  <recv response="180" optional="true"/>
+  <recv response="200" request_CSeq="CANCEL"/>
+  <recv response="487"/>
+  <send><![CDATA[
+      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch-2]
+      [last_From:]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]></send>
+  <nop><action><log message="[field0] cancelled"/></action></nop>
+</scenario>
+"""
+
+
+def _phone_head(cancellable: bool) -> str:
+    """Receive the INVITE; keep its CSeq when a CANCEL may need a 487 answer."""
+    cseq = ('\n      <ereg regexp="([0-9]+) INVITE" search_in="hdr" header="CSeq:" check_it="true"'
+            ' assign_to="junk2,icseq"/>' if cancellable else "")
+    # SIPp refuses variables referenced once: the whole-match slots are reset here.
+    reset = '<assignstr assign_to="junk" value=""/>' + (
+        '<assignstr assign_to="junk2" value=""/>' if cancellable else "")
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="caseline phone">
+  <recv request="INVITE">
+    <action>{_FROM_USER}{cseq}</action>
+  </recv>
+  <nop><action>{reset}<log message="[$from] invite"/></action></nop>
+"""
+
+
+_RINGING = """  <send><![CDATA[
+      SIP/2.0 180 Ringing
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:phone@[local_ip]:[local_port]>
+      Content-Length: 0
+    ]]></send>
+"""
+
+_ANSWER_AND_TALK = """  <label id="answer"/>
+  <send retrans="500"><![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:phone@[local_ip]:[local_port]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+    ]]></send>
+  <recv request="ACK"/>
+  <nop><action><log message="[$from] answered"/></action></nop>
+  <recv request="BYE"/>
+  <send><![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]></send>
+  <nop><action><log message="[$from] bye"/></action></nop>
+  <nop next="end"/>
+"""
+
+_CANCELLED = """  <label id="cancelled"/>
+  <send><![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]></send>
+  <send><![CDATA[
+      SIP/2.0 487 Request Terminated
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      CSeq: [$icseq] INVITE
+      Content-Length: 0
+    ]]></send>
+  <recv request="ACK"/>
+  <nop><action><log message="[$from] cancelled"/></action></nop>
+  <nop next="end"/>
+"""
+
+
+def phone_answers(after_ms: int = 0) -> str:
+    """A phone that rings `after_ms`, then answers and talks until the other side hangs up."""
+    return (_phone_head(True) + _RINGING
+            + f'  <recv request="CANCEL" timeout="{max(after_ms, 1)}" ontimeout="answer" next="cancelled"/>\n'
+            + _ANSWER_AND_TALK + _CANCELLED + '  <label id="end"/>\n</scenario>\n')
+
+
+def phone_never_answers() -> str:
+    """A phone that rings until the call is cancelled (ring timeout or the caller hung up)."""
+    return (_phone_head(True) + _RINGING + '  <recv request="CANCEL" next="cancelled"/>\n'
+            + _CANCELLED + '  <label id="end"/>\n</scenario>\n')
+
+
+def phone_busy() -> str:
+    """A phone that answers every call with 486 Busy Here."""
+    return _phone_head(False) + """  <send><![CDATA[
+      SIP/2.0 486 Busy Here
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]></send>
+  <recv request="ACK"/>
+  <nop><action><log message="[$from] busy"/></action></nop>
+</scenario>
+"""

@@ -1,0 +1,151 @@
+"""SIPp processes as the lab's callers and phones; what happened is read from SIPp's own logs."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import scenarios
+
+ASTERISK = "127.0.0.1:5060"
+CALLER_IP = "127.0.0.2"  # identified by Asterisk as the trunk
+CLIENT_PHONE = ("127.0.0.2", 5300)  # answers our managers' calls to clients
+
+# name -> (loopback address, port); must match config/asterisk/pjsip.conf
+PHONES = {
+    "mgr1": ("127.0.1.1", 5201), "mgr2": ("127.0.1.2", 5202), "mgr3": ("127.0.1.3", 5203),
+    "op1": ("127.0.1.11", 5211), "op2": ("127.0.1.12", 5212), "sup1": ("127.0.1.21", 5221),
+}
+
+
+def free_udp_port(ip: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((ip, 0))
+        return s.getsockname()[1]
+
+
+def read_events(log: Path) -> list[tuple[str, str]]:
+    """Lines "<number> <event>" from a SIPp -trace_logs file."""
+    if not log.exists():
+        return []
+    events = []
+    for line in log.read_text(errors="replace").splitlines():
+        parts = line.strip().rsplit(" ", 1)
+        if len(parts) == 2 and parts[1] and not line.startswith(("----", "20")):
+            events.append((parts[0], parts[1]))
+    return events
+
+
+@dataclass
+class Phone:
+    """One SIPp UAS on a phone's address: answers, answers late, is busy, or never answers."""
+
+    name: str
+    workdir: Path
+    behaviour: str = "answer"  # answer | busy | noanswer
+    answer_after_ms: int = 0
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / f"phone-{self.name}.log"
+
+    def scenario(self) -> str:
+        if self.behaviour == "busy":
+            return scenarios.phone_busy()
+        if self.behaviour == "noanswer":
+            return scenarios.phone_never_answers()
+        return scenarios.phone_answers(self.answer_after_ms)
+
+    def start(self, ip: str | None = None, port: int | None = None) -> Phone:
+        ip, port = (ip, port) if ip else PHONES[self.name]
+        xml = self.workdir / f"phone-{self.name}.xml"
+        xml.write_text(self.scenario())
+        self.process = subprocess.Popen(
+            ["sipp", "-sf", str(xml), "-i", ip, "-p", str(port), "-mi", ip,
+             "-nostdin", "-trace_logs", "-log_file", str(self.log), "-trace_err",
+             "-error_file", str(self.workdir / f"phone-{self.name}.errors")],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=self.workdir, start_new_session=True)
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+    def events(self) -> list[tuple[str, str]]:
+        return read_events(self.log)
+
+    def calls_from(self, number: str) -> list[str]:
+        """The events this phone logged for calls showing `number` as caller ID."""
+        return [event for caller, event in self.events() if caller == number]
+
+
+@dataclass
+class CallerRun:
+    """A SIPp UAC run placing one call per caller number; finished when `wait()` returns."""
+
+    workdir: Path
+    name: str
+    process: asyncio.subprocess.Process
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / f"{self.name}.log"
+
+    async def wait(self, timeout: float = 60) -> list[tuple[str, str]]:
+        async with asyncio.timeout(timeout):
+            await self.process.wait()
+        return read_events(self.log)
+
+    def events(self) -> list[tuple[str, str]]:
+        return read_events(self.log)
+
+
+_runs = 0
+
+
+async def place_calls(workdir: Path, numbers: Iterable[str], *, hold_ms: int = 2000,
+                      rate: float = 10, cancel_after_ring_ms: int | None = None,
+                      service: str = "100", timeout_s: int = 60) -> CallerRun:
+    """Start SIPp calling from each number (one call each); returns at once."""
+    global _runs
+    _runs += 1
+    name = f"caller-{_runs}"
+    numbers = list(numbers)
+    inf = workdir / f"{name}.csv"
+    # -inf CSV: SEQUENTIAL, ';' separated; numbers with ';' are not representable here.
+    inf.write_text("SEQUENTIAL\n" + "".join(f"{n};Client\n" for n in numbers))
+    xml = workdir / f"{name}.xml"
+    xml.write_text(scenarios.early_hangup_caller(cancel_after_ring_ms)
+                   if cancel_after_ring_ms is not None else scenarios.caller(hold_ms))
+    process = await asyncio.create_subprocess_exec(
+        "sipp", ASTERISK, "-sf", str(xml), "-inf", str(inf), "-s", service,
+        "-i", CALLER_IP, "-p", str(free_udp_port(CALLER_IP)), "-mi", CALLER_IP,
+        "-m", str(len(numbers)), "-r", str(rate), "-rp", "1000", "-nostdin",
+        "-timeout", f"{timeout_s}s", "-timeout_error",
+        "-trace_logs", "-log_file", str(workdir / f"{name}.log"),
+        "-trace_err", "-error_file", str(workdir / f"{name}.errors"),
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL, cwd=workdir, start_new_session=True)
+    return CallerRun(workdir, name, process)
+
+
+async def wait_for_event(source, number: str, event: str, timeout: float = 15) -> None:
+    """Poll a phone's or caller's SIPp log until (number, event) appears."""
+    deadline = time.monotonic() + timeout
+    while (number, event) not in source.events():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{number} {event} not seen in {source.log}: {source.events()}")
+        await asyncio.sleep(0.05)

@@ -1,0 +1,165 @@
+"""Shared fixtures: the real lab (Asterisk, Redis, SIPp) and a running Caseline process.
+
+Real parts are started, never faked. Without them a test skips locally and FAILS in CI
+(CI=true), so a broken lab can never turn into a green run.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT / "scripts"))
+
+from labkit import asterisk as lab_asterisk  # noqa: E402
+from labkit import paths as lab_paths  # noqa: E402
+from labkit import root as lab_root  # noqa: E402
+from labkit import sipp  # noqa: E402
+
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def need(what: str, reason: str) -> None:
+    """Skip locally, fail in CI: a test that needs a real part must not pass without it."""
+    message = f"{what} unavailable: {reason}"
+    if IN_CI:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@dataclass(frozen=True)
+class Lab:
+    ari_url: str
+    secrets: dict[str, str]
+    root: Path
+
+    def env(self) -> dict[str, str]:
+        """Environment for a Caseline process talking to this lab."""
+        return {**self.secrets, "CASELINE_ARI_URL": self.ari_url}
+
+    @property
+    def cdr_csv(self) -> Path:
+        return self.root / "var/log/asterisk/cdr-csv/Master.csv"
+
+    def cdr_rows(self, src: str) -> list[list[str]]:
+        """Asterisk's own CSV CDRs whose source is `src` (Debian's 18 columns)."""
+        if not self.cdr_csv.exists():
+            return []
+        with self.cdr_csv.open(newline="") as f:
+            return [row for row in csv.reader(f) if len(row) > 1 and row[1] == src]
+
+    def ari(self, method: str, path: str) -> object:
+        token = base64.b64encode(f"caseline:{self.secrets['CASELINE_ARI_PASSWORD']}".encode()).decode()
+        request = urllib.request.Request(f"{self.ari_url}/ari{path}", method=method,
+                                         headers={"Authorization": f"Basic {token}"})
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            body = answer.read()
+        return json.loads(body) if body else None
+
+    def reset(self) -> None:
+        """Hang up every channel and destroy every bridge, so tests don't see each other."""
+        for channel in self.ari("GET", "/channels") or []:
+            try:
+                self.ari("DELETE", f"/channels/{channel['id']}")
+            except urllib.error.HTTPError:
+                pass  # already gone
+        for bridge in self.ari("GET", "/bridges") or []:
+            try:
+                self.ari("DELETE", f"/bridges/{bridge['id']}")
+            except urllib.error.HTTPError:
+                pass
+
+
+@pytest.fixture(scope="session")
+def lab() -> Lab:
+    if shutil.which("sipp") is None and not IN_CI:
+        need("SIPp", "sipp not installed (scripts/lab up installs it)")
+    try:
+        lab_asterisk.up()
+    except (OSError, subprocess.CalledProcessError, RuntimeError) as e:
+        need("Asterisk lab", f"{type(e).__name__}: {e}")
+    return Lab(lab_paths.ARI_URL, lab_root.lab_secrets(), lab_paths.ROOT)
+
+
+@pytest.fixture
+def asterisk(lab: Lab) -> Iterator[Lab]:
+    lab.reset()
+    yield lab
+    lab.reset()
+
+
+@pytest.fixture
+def phones(tmp_path: Path) -> Iterator[dict[str, sipp.Phone]]:
+    """Start lab phones: phones['mgr1'] = ...; call `start(name, behaviour)` via the dict helper."""
+    started: dict[str, sipp.Phone] = {}
+    yield started
+    for phone in started.values():
+        phone.stop()
+
+
+def start_phones(started: dict[str, sipp.Phone], workdir: Path, **behaviours: str) -> None:
+    """start_phones(phones, tmp_path, mgr1="answer", mgr2="busy", op1="answer:3000")."""
+    for name, spec in behaviours.items():
+        behaviour, _, after = spec.partition(":")
+        started[name] = sipp.Phone(name, workdir, behaviour, int(after or 0)).start()
+
+
+class CaselineProcess:
+    """`caseline run` as a real subprocess against the lab."""
+
+    def __init__(self, lab: Lab, workdir: Path, args: list[str], config_dir: Path) -> None:
+        self.lab = lab
+        self.log = workdir / "caseline.log"
+        env = {**os.environ, **lab.env(), "PYTHONUNBUFFERED": "1"}
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "ari_app.cli", "--config", str(config_dir), "run", *args],
+                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=PROJECT, start_new_session=True)
+
+    async def registered(self, timeout: float = 15) -> None:
+        """Wait until Asterisk lists our Stasis app (the app is then routing calls)."""
+        async with asyncio.timeout(timeout):
+            while True:
+                if self.process.poll() is not None:
+                    raise AssertionError(f"caseline exited: {self.log.read_text()[-3000:]}")
+                try:
+                    apps = await asyncio.to_thread(self.lab.ari, "GET", "/applications")
+                except (urllib.error.URLError, OSError):
+                    apps = []
+                if any(app.get("name") == "caseline" for app in apps or []):
+                    return
+                await asyncio.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+@pytest.fixture
+async def caseline(asterisk: Lab, tmp_path: Path) -> AsyncIterator[CaselineProcess]:
+    process = CaselineProcess(asterisk, tmp_path, ["--greet"], PROJECT / "config")
+    try:
+        await process.registered()
+        yield process
+    finally:
+        process.stop()
