@@ -5,17 +5,12 @@ Real parts are started, never faked. Without them a test skips locally and FAILS
 """
 from __future__ import annotations
 
-import asyncio
-import base64
 import csv
-import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +24,7 @@ from labkit import asterisk as lab_asterisk  # noqa: E402
 from labkit import paths as lab_paths  # noqa: E402
 from labkit import root as lab_root  # noqa: E402
 from labkit import sipp  # noqa: E402
+from labkit.caseline_process import CaselineProcess, ari as lab_ari  # noqa: E402
 
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -64,12 +60,7 @@ class Lab:
             return [row for row in csv.reader(f) if len(row) > 1 and row[1] == src]
 
     def ari(self, method: str, path: str) -> object:
-        token = base64.b64encode(f"caseline:{self.secrets['CASELINE_ARI_PASSWORD']}".encode()).decode()
-        request = urllib.request.Request(f"{self.ari_url}/ari{path}", method=method,
-                                         headers={"Authorization": f"Basic {token}"})
-        with urllib.request.urlopen(request, timeout=5) as answer:
-            body = answer.read()
-        return json.loads(body) if body else None
+        return lab_ari(method, path)
 
     def reset(self) -> None:
         """Hang up every channel and destroy every bridge, so tests don't see each other."""
@@ -119,45 +110,10 @@ def start_phones(started: dict[str, sipp.Phone], workdir: Path, **behaviours: st
         started[name] = sipp.Phone(name, workdir, behaviour, int(after or 0)).start()
 
 
-class CaselineProcess:
-    """`caseline run` as a real subprocess against the lab."""
-
-    def __init__(self, lab: Lab, workdir: Path, args: list[str], config_dir: Path) -> None:
-        self.lab = lab
-        self.log = workdir / "caseline.log"
-        env = {**os.environ, **lab.env(), "PYTHONUNBUFFERED": "1"}
-        with self.log.open("wb") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "ari_app.cli", "--config", str(config_dir), "run", *args],
-                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=PROJECT, start_new_session=True)
-
-    async def registered(self, timeout: float = 15) -> None:
-        """Wait until Asterisk lists our Stasis app (the app is then routing calls)."""
-        async with asyncio.timeout(timeout):
-            while True:
-                if self.process.poll() is not None:
-                    raise AssertionError(f"caseline exited: {self.log.read_text()[-3000:]}")
-                try:
-                    apps = await asyncio.to_thread(self.lab.ari, "GET", "/applications")
-                except (urllib.error.URLError, OSError):
-                    apps = []
-                if any(app.get("name") == "caseline" for app in apps or []):
-                    return
-                await asyncio.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-
-
 @pytest.fixture
 async def caseline(asterisk: Lab, tmp_path: Path) -> AsyncIterator[CaselineProcess]:
-    process = CaselineProcess(asterisk, tmp_path, ["--greet"], PROJECT / "config")
+    process = CaselineProcess(tmp_path, ["--greet"], PROJECT / "config")
+    process.lab = asterisk
     try:
         await process.registered()
         yield process
