@@ -1,0 +1,334 @@
+"""Typed model of config/routing.yaml. Reference: docs/routing.md.
+
+Field checks live here (pydantic); checks across sections (does `manager:mgr9` exist?)
+live in loader.py. The loaded Policy is immutable and shared by every call.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, PlainValidator, field_validator, model_validator
+
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+Id = Annotated[str, Field(pattern=_ID_RE.pattern)]
+# Asterisk sound name, no extension, no "..": "demo-thanks", "custom/closed".
+Sound = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$", max_length=128)]
+Endpoint = Annotated[str, Field(pattern=r"^[A-Za-z0-9]+/[A-Za-z0-9_.@+-]+$", max_length=128)]
+Mailbox = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+(@[A-Za-z0-9_-]+)?$", max_length=64)]
+Digits = Annotated[str, Field(pattern=r"^[0-9*#]{1,4}$")]
+Priority = Annotated[int, Field(ge=0, le=100)]  # Asterisk QUEUE_PRIO: higher is served first
+Boost = Annotated[int, Field(ge=-100, le=100)]
+RingTimeout = Annotated[int, Field(ge=1, le=120)]
+Segment = Literal["A", "B", "C", "unknown"]
+
+
+class RefKind(StrEnum):
+    HOLDER = "holder"  # the case holder (CRM responsible > directory > history)
+    HISTORY_OWNER = "history_owner"  # who handled this number last time (PBX history)
+    MANAGER = "manager"
+    SUPERVISOR = "supervisor"
+    QUEUE = "queue"
+    IVR = "ivr"
+    VOICEMAIL = "voicemail"
+    HANGUP = "hangup"
+
+
+DYNAMIC_REFS = frozenset({RefKind.HOLDER, RefKind.HISTORY_OWNER})
+PERSON_REFS = frozenset({RefKind.HOLDER, RefKind.HISTORY_OWNER, RefKind.MANAGER, RefKind.SUPERVISOR})
+TERMINAL_REFS = frozenset({RefKind.QUEUE, RefKind.IVR, RefKind.VOICEMAIL, RefKind.HANGUP})
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """A routing target written as "kind:id" ("queue:operators") or a bare kind ("holder")."""
+
+    kind: RefKind
+    id: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.id}" if self.id else str(self.kind)
+
+
+def parse_ref(value: object) -> Ref:
+    if isinstance(value, Ref):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("a target is a string such as 'queue:operators' or 'holder'")
+    kind_s, sep, ident = value.strip().partition(":")
+    try:
+        kind = RefKind(kind_s)
+    except ValueError:
+        raise ValueError(f"unknown target kind {kind_s!r}; use one of: {', '.join(RefKind)}") from None
+    if kind in DYNAMIC_REFS or kind is RefKind.HANGUP:
+        if sep:
+            raise ValueError(f"'{kind}' takes no ':id'")
+        return Ref(kind)
+    if not _ID_RE.match(ident):
+        raise ValueError(f"'{kind}' needs an id, e.g. '{kind}:name'")
+    return Ref(kind, ident)
+
+
+TargetRef = Annotated[Ref, PlainValidator(parse_ref), PlainSerializer(str)]
+# One target or a list of alternatives: the first that resolves wins.
+Targets = Annotated[
+    tuple[TargetRef, ...],
+    BeforeValidator(lambda v: [v] if isinstance(v, str) else v),
+    Field(min_length=1, max_length=8),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A time-of-day range "HH:MM-HH:MM" in minutes from midnight; `end` may be 24:00."""
+
+    start: int
+    end: int
+
+    def __str__(self) -> str:
+        return f"{self.start // 60:02d}:{self.start % 60:02d}-{self.end // 60:02d}:{self.end % 60:02d}"
+
+    def contains(self, minute: int) -> bool:
+        if self.start <= self.end:
+            return self.start <= minute < self.end
+        return minute >= self.start or minute < self.end  # wraps midnight (night ranges)
+
+
+def _parse_span(value: object, *, wrap: bool) -> Span:
+    if isinstance(value, Span):
+        return value
+    m = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", value) if isinstance(value, str) else None
+    if not m:
+        raise ValueError("expected 'HH:MM-HH:MM'")
+    h1, m1, h2, m2 = (int(g) for g in m.groups())
+    if h1 > 23 or m1 > 59 or m2 > 59 or h2 > 24 or (h2 == 24 and m2):
+        raise ValueError("hour 0..23 (24:00 allowed as an end), minute 0..59")
+    start, end = h1 * 60 + m1, h2 * 60 + m2
+    if start == end or (not wrap and start > end):
+        raise ValueError("start must be before end" + ("" if wrap else " (split overnight ranges across days)"))
+    return Span(start, end)
+
+
+DaySpan = Annotated[Span, PlainValidator(lambda v: _parse_span(v, wrap=False)), PlainSerializer(str)]
+NightSpan = Annotated[Span, PlainValidator(lambda v: _parse_span(v, wrap=True)), PlainSerializer(str)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Person(_Model):
+    endpoint: Endpoint  # e.g. "PJSIP/mgr1"
+    name: str = ""
+
+
+class People(_Model):
+    managers: dict[Id, Person] = {}
+    supervisors: dict[Id, Person] = {}
+
+
+class Queue(_Model):
+    asterisk_queue: Id  # the name in queues.conf
+    name: str = ""
+
+
+class IvrMenu(_Model):
+    prompt: Sound
+    invalid_prompt: Sound = "pbx-invalid"
+    timeout_s: int = Field(5, ge=1, le=60)  # wait for a digit after the prompt
+    retries: int = Field(2, ge=0, le=10)  # replays after no input / invalid input
+    options: dict[Digits, Targets] = Field(min_length=1)
+    on_timeout: Targets = (Ref(RefKind.HANGUP),)  # after the retries are used up
+
+
+class Company(_Model):
+    name: str = ""
+    timezone: str
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except Exception:  # ZoneInfoNotFoundError, ValueError for odd strings
+            raise ValueError(f"unknown IANA time zone {v!r}") from None
+        return v
+
+
+class AfterHours(_Model):
+    action: Literal["ivr", "voicemail", "callback_request"]
+    intro: Id | None = None  # recording played first (required for callback_request)
+    ivr_menu: Id | None = None  # for action ivr
+    mailbox: Id | None = None  # for action voicemail
+
+
+class Hours(_Model):
+    enabled: bool = True  # false: always open
+    mon: tuple[DaySpan, ...] = ()
+    tue: tuple[DaySpan, ...] = ()
+    wed: tuple[DaySpan, ...] = ()
+    thu: tuple[DaySpan, ...] = ()
+    fri: tuple[DaySpan, ...] = ()
+    sat: tuple[DaySpan, ...] = ()
+    sun: tuple[DaySpan, ...] = ()
+    holidays: tuple[date, ...] = ()
+    after_hours: AfterHours
+
+    def spans(self, weekday: int) -> tuple[Span, ...]:
+        return (self.mon, self.tue, self.wed, self.thu, self.fri, self.sat, self.sun)[weekday]
+
+
+class PriorityTable(_Model):
+    """Base priority by client segment: ABC category if known, else history class."""
+
+    A: Priority
+    B: Priority
+    C: Priority
+    new: Priority
+    old: Priority  # old, repeat and callback callers without a category
+    unknown: Priority  # unidentified caller or history unreachable
+
+
+class Strategy(_Model):
+    mode: Literal["expansion", "retention"]
+    expansion: PriorityTable
+    retention: PriorityTable
+
+    @property
+    def table(self) -> PriorityTable:
+        return self.expansion if self.mode == "expansion" else self.retention
+
+
+Action = Literal["step_down", "escalate"]
+
+
+class Chain(_Model):
+    """What follows a person who is busy / does not answer / is unreachable."""
+
+    on_busy: Action = "step_down"
+    on_no_answer: Action = "step_down"
+    on_unavailable: Action = "step_down"
+    escalate_to: TargetRef | None = None  # manager:<id> or supervisor:<id>
+    escalate_ring_timeout_s: RingTimeout = 20
+    step_down_to: TargetRef  # terminal: queue / ivr / voicemail / hangup
+
+    @property
+    def escalates(self) -> bool:
+        return "escalate" in (self.on_busy, self.on_no_answer, self.on_unavailable)
+
+
+class ChainByValue(_Model):
+    A: Id
+    B: Id
+    C: Id
+    unknown: Id
+
+
+class Rule(_Model):
+    enabled: bool = True
+    target: Targets
+    intro: Id | None = None  # recording played before the target
+    priority: Priority | None = None  # absolute; else strategy base + boost
+    boost: Boost = 0
+    ring_timeout_s: RingTimeout | None = None  # default: defaults.ring_timeout_s
+    chain: Id | None = None  # default: chain_by_value[segment]
+
+    @model_validator(mode="after")
+    def _priority_or_boost(self) -> Rule:
+        if self.priority is not None and self.boost:
+            raise ValueError("set either priority (absolute) or boost (relative), not both")
+        return self
+
+
+class RepeatRule(Rule):
+    boost_if_previous_missed: Boost = 0  # used instead of boost when we missed the previous call
+
+
+class NightRule(Rule):
+    night: NightSpan  # the caller's local time, may wrap midnight: "23:00-06:00"
+    min_offset_diff_h: float = Field(4, ge=0, le=26)  # |caller UTC offset - company's|
+    overrides_after_hours: bool = True
+    closed_chain: Id | None = None  # chain used when the company is closed
+
+
+class ContextRules(_Model):
+    claim: Rule | None = None
+    delivery_today: Rule | None = None
+
+
+class CallbackRules(_Model):
+    missed: Rule | None = None
+    after_talk: Rule | None = None
+
+
+class AbcRules(_Model):
+    A: Rule | None = None
+    B: Rule | None = None
+    C: Rule | None = None
+
+
+class ClassRules(_Model):
+    old: Rule | None = None
+    new: Rule | None = None
+
+
+class Rules(_Model):
+    night_far_tz: NightRule | None = None
+    context: ContextRules = ContextRules()
+    callback: CallbackRules = CallbackRules()
+    repeat: RepeatRule | None = None
+    abc: AbcRules = AbcRules()
+    classes: ClassRules = ClassRules()
+
+
+class Defaults(_Model):
+    target: TargetRef  # terminal; the safe default and the fall-through of person targets
+    ring_timeout_s: RingTimeout = 25
+    ringback: Literal["ring", "moh"] = "ring"  # what the caller hears while a person rings
+    moh_class: Id = "default"
+
+
+class Policy(_Model):
+    version: Literal[1] = 1
+    company: Company
+    people: People
+    queues: dict[Id, Queue] = Field(min_length=1)
+    recordings: dict[Id, Sound] = {}
+    voicemail: dict[Id, Mailbox] = {}
+    ivr: dict[Id, IvrMenu] = {}
+    hours: Hours
+    strategy: Strategy
+    chains: dict[Id, Chain] = Field(min_length=1)
+    chain_by_value: ChainByValue
+    rules: Rules = Rules()
+    defaults: Defaults
+
+    # --- lookups for decide() and the executor -------------------------------------
+    def person(self, person_id: str) -> tuple[str, Person] | None:
+        """("manager" | "supervisor", Person) for a known id, else None."""
+        if person_id in self.people.managers:
+            return "manager", self.people.managers[person_id]
+        if person_id in self.people.supervisors:
+            return "supervisor", self.people.supervisors[person_id]
+        return None
+
+    def endpoint_of(self, person_id: str) -> str:
+        """Dial string of a manager or supervisor ("PJSIP/mgr1"); KeyError if unknown."""
+        found = self.person(person_id)
+        if found is None:
+            raise KeyError(person_id)
+        return found[1].endpoint
+
+    def asterisk_queue_of(self, queue_id: str) -> str:
+        return self.queues[queue_id].asterisk_queue
+
+    def sound_of(self, recording_id: str) -> str:
+        return self.recordings[recording_id]
+
+    def mailbox_of(self, box_id: str) -> str:
+        return self.voicemail[box_id]
