@@ -1,0 +1,184 @@
+"""Call history in Redis: one sorted set per client number, score = call start (epoch seconds).
+
+Per-number reads and writes are O(log n) whatever the total number of stored calls, each
+is one round trip, and retention is bounded on every write (trim by age and count, EXPIRE).
+A member is the compact JSON of one contact, so recording the same call twice (a CDR
+re-import) stores it once.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Protocol, runtime_checkable
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from ari_app.core.models import Contact, Direction
+from ari_app.core.numbers import require_e164
+
+from .settings import HistorySettings
+
+log = logging.getLogger(__name__)
+
+MAX_PER_NUMBER = 1000  # a C-class client calling all day must not grow one key without bound
+
+
+class HistoryUnavailable(Exception):
+    """The history backend could not be read or written (the only error a store raises)."""
+
+
+class HistoryStore(Protocol):
+    async def recent(self, number: str, since: datetime) -> list[Contact]:
+        """Contacts of `number` that started at or after `since`, newest first (bounded)."""
+        ...
+
+    async def record(self, number: str, contact: Contact) -> None: ...
+
+
+@runtime_checkable
+class BatchHistoryWriter(Protocol):
+    async def record_many(self, items: Sequence[tuple[str, Contact]]) -> int: ...
+
+
+def encode_contact(contact: Contact) -> tuple[str, float]:
+    """(member, score). Keys sorted and separators compact so equal contacts encode equally."""
+    at = contact.at if contact.at.tzinfo else contact.at.replace(tzinfo=UTC)
+    ts = round(at.timestamp(), 6)
+    data: dict[str, object] = {
+        "t": int(ts) if ts.is_integer() else ts,
+        "d": contact.direction.value,
+        "a": 1 if contact.answered else 0,
+        "s": int(contact.duration_s),
+    }
+    if contact.manager is not None:
+        data["m"] = contact.manager
+    return json.dumps(data, separators=(",", ":"), sort_keys=True, ensure_ascii=False), ts
+
+
+def decode_contact(member: str | bytes) -> Contact | None:
+    """The contact in a member, or None if the member is not ours (never raises)."""
+    try:
+        data = json.loads(member)
+        manager = data.get("m")
+        return Contact(
+            at=datetime.fromtimestamp(float(data["t"]), UTC),
+            direction=Direction(data["d"]),
+            answered=bool(data["a"]),
+            manager=manager if isinstance(manager, str) else None,
+            duration_s=int(data.get("s", 0)),
+        )
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError, OSError):
+        return None
+
+
+def redis_client(url: str, *, timeout_s: float = 0.5) -> Redis:
+    """A client fit for the call path: short socket timeouts and one immediate retry.
+    (redis-py's default retries with backoff for ~9 s before reporting a dead server.)"""
+    return Redis.from_url(
+        url,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        retry=Retry(NoBackoff(), 1),
+        health_check_interval=30,
+    )
+
+
+class RedisHistoryStore:
+    """HistoryStore on redis.asyncio. The client is owned (and closed) by the caller."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        retention: timedelta,
+        key_prefix: str = "caseline:hist:",
+        max_contacts: int = 50,
+        max_per_number: int = MAX_PER_NUMBER,
+        time_fn: Callable[[], float] = time.time,
+    ) -> None:
+        if retention <= timedelta(0) or max_contacts < 1 or max_per_number < max_contacts:
+            raise ValueError("bad history store limits")
+        self._redis = redis
+        self._retention_s = int(retention.total_seconds())
+        self._prefix = key_prefix
+        self._max_contacts = max_contacts
+        self._max_per_number = max_per_number
+        self._time = time_fn
+
+    @classmethod
+    def from_settings(cls, redis: Redis, settings: HistorySettings) -> RedisHistoryStore:
+        return cls(
+            redis,
+            retention=settings.windows().longest,
+            key_prefix=settings.key_prefix,
+            max_contacts=settings.max_contacts,
+        )
+
+    def key(self, number: str) -> str:
+        # The number is caller-controlled: only strict E.164 may ever become part of a key.
+        return self._prefix + require_e164(number)
+
+    async def recent(self, number: str, since: datetime) -> list[Contact]:
+        key = self.key(number)
+        try:
+            members = await self._redis.zrevrangebyscore(
+                key, "+inf", since.timestamp(), start=0, num=self._max_contacts
+            )
+        except (RedisError, OSError) as e:
+            raise HistoryUnavailable(f"history read failed: {type(e).__name__}") from e
+        contacts = [c for c in map(decode_contact, members) if c is not None]
+        if len(contacts) != len(members):
+            log.warning("history: %d unreadable entries skipped", len(members) - len(contacts))
+        return contacts
+
+    async def record(self, number: str, contact: Contact) -> None:
+        await self.record_many([(number, contact)])
+
+    async def record_many(self, items: Sequence[tuple[str, Contact]]) -> int:
+        """Write many contacts in one round trip; returns how many were inside retention."""
+        cutoff = self._time() - self._retention_s
+        by_key: dict[str, dict[str, float]] = defaultdict(dict)
+        for number, contact in items:
+            key = self.key(number)  # checked even for contacts we then drop
+            member, score = encode_contact(contact)
+            if score >= cutoff:  # older ones would be trimmed at once: do not write them
+                by_key[key][member] = score
+        if not by_key:
+            return 0
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                for key, members in by_key.items():
+                    pipe.zadd(key, members)
+                    pipe.zremrangebyscore(key, "-inf", f"({cutoff}")
+                    pipe.zremrangebyrank(key, 0, -self._max_per_number - 1)
+                    pipe.expire(key, self._retention_s)
+                await pipe.execute()
+        except (RedisError, OSError) as e:
+            raise HistoryUnavailable(f"history write failed: {type(e).__name__}") from e
+        return sum(len(m) for m in by_key.values())
+
+
+class MemoryHistoryStore:
+    """In-process HistoryStore for tests and single-box demos (no retention, no limits)."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, list[Contact]] = defaultdict(list)
+
+    async def recent(self, number: str, since: datetime) -> list[Contact]:
+        found = [c for c in self._data.get(require_e164(number), []) if c.at >= since]
+        return sorted(found, key=lambda c: c.at, reverse=True)
+
+    async def record(self, number: str, contact: Contact) -> None:
+        self._data[require_e164(number)].append(contact)
+
+    async def record_many(self, items: Sequence[tuple[str, Contact]]) -> int:
+        for number, contact in items:
+            await self.record(number, contact)
+        return len(items)
