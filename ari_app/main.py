@@ -4,32 +4,93 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from contextlib import AsyncExitStack
 from pathlib import Path
 
+import aiohttp
+
 from .ari.http import HttpAri
-from .calls.app import StasisApp
+from .calls.app import Call, StasisApp
+from .calls.cdr_events import CdrListener
+from .calls.execute import Executor, leave_to_dialplan
 from .calls.greet import make_greeter
-from .settings import load_settings
+from .calls.handler import CallRouting
+from .calls.outcomes import OutcomeRecorder
+from .calls.presence import RedisPresence
+from .core.clock import SystemClock
+from .core.environment import load_region_names
+from .crm.factory import build_crm
+from .crm.service import CrmService
+from .history.store import RedisHistoryStore, redis_client
+from .routing import LiveConfig, Router
+from .settings import Settings, load_settings
 
 log = logging.getLogger("caseline")
+
+# The ARI events Caseline acts on; Asterisk filters the rest out before sending.
+EVENT_TYPES = ("StasisStart", "StasisEnd", "ChannelDestroyed", "Dial", "PlaybackFinished",
+               "ChannelDtmfReceived", "ApplicationReplaced")
+
+
+def managers_by_endpoint(config: LiveConfig) -> dict[str, str]:
+    """endpoint resource ("mgr1" of "PJSIP/mgr1") -> manager id, from the live policy."""
+    people = config.current.policy.people
+    return {person.endpoint.partition("/")[2]: pid for pid, person in people.managers.items()}
 
 
 async def run_forever(config_dir: Path, *, greet: bool = False) -> int:
     settings = load_settings(config_dir)
-    logging.basicConfig(level=settings.logging.level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=settings.logging.level,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with HttpAri(settings.ari.url, settings.ari.user, settings.ari.password.get_secret_value(),
-                       settings.ari.app, heartbeat_s=settings.ari.heartbeat_s) as ari:
-        app = StasisApp(ari, make_greeter(settings.calls.greeting))
+    async with AsyncExitStack() as stack:
+        ari = await stack.enter_async_context(HttpAri(
+            settings.ari.url, settings.ari.user, settings.ari.password.get_secret_value(),
+            settings.ari.app, heartbeat_s=settings.ari.heartbeat_s, event_types=EVENT_TYPES))
+        if greet:
+            app = StasisApp(ari, make_greeter(settings.calls.greeting))
+        else:
+            app = await build_routing_app(settings, config_dir, ari, stack, loop)
         runner = asyncio.create_task(app.run(), name="stasis-app")
         stopper = asyncio.create_task(stop.wait(), name="stop-signal")
         done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
         runner.cancel()
         stopper.cancel()
         await asyncio.gather(runner, stopper, return_exceptions=True)
-        if runner in done and runner.exception():
+        if runner in done and not runner.cancelled() and runner.exception():
             raise runner.exception()
     return 0
+
+
+async def build_routing_app(settings: Settings, config_dir: Path, ari: HttpAri,
+                            stack: AsyncExitStack, loop: asyncio.AbstractEventLoop) -> StasisApp:
+    redis = redis_client(settings.redis.url)
+    stack.push_async_callback(redis.aclose)
+    history = RedisHistoryStore.from_settings(redis, settings.history)
+    session = await stack.enter_async_context(aiohttp.ClientSession())
+    crm_client = build_crm(settings.crm, config_dir, session)
+    crm = CrmService.from_settings(settings.crm, crm_client) if crm_client else None
+    config = LiveConfig(config_dir / settings.routing_file,
+                        config_dir / settings.legal_entities_file, crm)
+    loop.add_signal_handler(signal.SIGHUP, config.try_reload)
+    await asyncio.to_thread(load_region_names)  # ~0.6 s once, off the event loop
+    router = Router(config=config, history=history, crm=crm.facts if crm else None,
+                    clock=SystemClock(), windows=settings.history.windows(),
+                    history_budget_s=settings.history_budget_ms / 1000,
+                    crm_budget_s=settings.crm.budget_ms / 1000,
+                    default_region=settings.numbers.default_region)
+    recorder = OutcomeRecorder(redis, history, max_entries=settings.decision_log_max,
+                               mask_numbers=settings.logging.mask_numbers)
+    handler = CallRouting(router, Executor(RedisPresence(redis)), recorder)
+
+    async def on_call_error(call: Call, error: BaseException) -> None:
+        await leave_to_dialplan(call, f"caseline_error:{type(error).__name__}")
+
+    cdr = CdrListener(settings.ami, history, lambda: managers_by_endpoint(config),
+                      settings.numbers.default_region)
+    await cdr.start()
+    stack.callback(cdr.close)
+    return StasisApp(ari, handler, on_call_error=on_call_error)

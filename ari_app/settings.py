@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from .config_files import ConfigError, load_model
+from .crm.settings import CrmSettings
+from .history.settings import HistorySettings
 
 
 class Strict(BaseModel):
@@ -39,9 +41,7 @@ class RedisSettings(Strict):
 
 
 class CallSettings(Strict):
-    waiting: Literal["ringing", "music"] = "ringing"  # what the caller hears while we dial
-    music_class: str = "default"
-    greeting: str = "sound:hello-world"  # the smoke handler's prompt
+    greeting: str = "sound:hello-world"  # `caseline run --greet`: the smoke handler's prompt
 
 
 class NumberSettings(Strict):
@@ -68,7 +68,12 @@ class Settings(Strict):
     ops: ListenSettings = ListenSettings(port=8090)
     ops_token: SecretStr = SecretStr("")
     logging: LoggingSettings = LoggingSettings()
+    history: HistorySettings = HistorySettings()
+    history_budget_ms: int = Field(150, ge=5, le=5000)  # Redis look-up bound per call
+    crm: CrmSettings = CrmSettings()
     routing_file: str = "routing.yaml"  # relative to the config folder
+    legal_entities_file: str = "legal_entities.yaml"
+    decision_log_max: int = Field(10_000, ge=100, le=10_000_000)  # capped Redis stream
     config_dir: str = ""
 
 

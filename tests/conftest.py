@@ -119,3 +119,60 @@ async def caseline(asterisk: Lab, tmp_path: Path) -> AsyncIterator[CaselineProce
         yield process
     finally:
         process.stop()
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A fresh real redis-server for one test (the app under test and the test share it)."""
+    from tests.redis_server import RedisServer, RedisUnavailable
+
+    try:
+        server = RedisServer.start()
+    except RedisUnavailable as e:
+        need("redis-server", str(e))
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def lab_config(tmp_path: Path, **routing_changes: object) -> Path:
+    """The shipped config folder, copied, with the routing config changed for a test.
+
+    Tests run at any hour: the shipped working hours would send calls to after-hours voicemail
+    at night, so lab tests open 24/7 unless they test hours themselves.
+    """
+    import yaml
+
+    folder = tmp_path / "config"
+    shutil.copytree(PROJECT / "config", folder, ignore=shutil.ignore_patterns("asterisk"))
+    routing = yaml.safe_load((folder / "routing.yaml").read_text())
+    routing["hours"]["enabled"] = False
+    for dotted, value in routing_changes.items():
+        node = routing
+        *parents, last = dotted.split("__")
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    (folder / "routing.yaml").write_text(yaml.safe_dump(routing, allow_unicode=True))
+    return folder
+
+
+@pytest.fixture
+async def routing(request: pytest.FixtureRequest, asterisk: Lab, tmp_path: Path,
+                  redis_url: str) -> AsyncIterator[CaselineProcess]:
+    """`caseline run` routing real calls, with its own Redis and the shipped config.
+
+    `@pytest.mark.routing(defaults__ring_timeout_s=5)` changes routing.yaml for one test.
+    """
+    marker = request.node.get_closest_marker("routing")
+    changes = marker.kwargs if marker else {}
+    process = CaselineProcess(tmp_path, [], lab_config(tmp_path, **changes),
+                              extra_env={"CASELINE_REDIS_URL": redis_url})
+    process.lab = asterisk
+    process.redis_url = redis_url
+    try:
+        await process.registered()
+        yield process
+    finally:
+        process.stop()

@@ -22,6 +22,7 @@ from .interface import AriError, AriUnavailable, ChannelGone, Event, NotInStasis
 log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT_S = 5.0
+CONNECTED = "CaselineConnected"
 
 
 class HttpAri:
@@ -82,6 +83,7 @@ class HttpAri:
         async with ws:
             if self._event_types:
                 await self._filter_events()
+            yield {"type": CONNECTED}  # ours, not Asterisk's: the app is registered and active
             async for message in ws:
                 if message.type is aiohttp.WSMsgType.TEXT:
                     try:
@@ -151,9 +153,11 @@ class HttpAri:
         await self._request("POST", "/channels/create", params,
                             {"variables": dict(variables or {})})
 
-    async def dial(self, channel_id: str, timeout_s: int) -> None:
-        await self._request("POST", f"/channels/{quote(channel_id)}/dial",
-                            {"timeout": str(timeout_s)})
+    async def dial(self, channel_id: str, timeout_s: int, caller: str | None = None) -> None:
+        params = {"timeout": str(timeout_s)}
+        if caller:
+            params["caller"] = caller  # the dialled phone shows this channel's caller ID
+        await self._request("POST", f"/channels/{quote(channel_id)}/dial", params)
 
     async def continue_in_dialplan(self, channel_id: str, context: str, extension: str = "s",
                                    priority: int = 1) -> None:

@@ -12,6 +12,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..ari.http import CONNECTED
 from ..ari.interface import Ari, AriError, AriUnavailable, Event
 
 log = logging.getLogger(__name__)
@@ -107,9 +108,11 @@ class StasisApp:
             while True:
                 try:
                     async for event in self.ari.events():
-                        if not self.connected.is_set():
+                        if event.get("type") == CONNECTED:
+                            log.info("ARI events connected: application registered")
                             self.connected.set()
-                        attempt = 0
+                            attempt = 0
+                            continue
                         self.dispatch(event)
                 except (AriUnavailable, AriError) as e:
                     self.connected.clear()

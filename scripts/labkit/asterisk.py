@@ -44,12 +44,13 @@ def ari_ready(timeout: float = 2) -> bool:
 
 
 def start() -> None:
+    """Start Asterisk detached from us (its own session); it outlives this process."""
     paths.LAB_HOME.mkdir(parents=True, exist_ok=True)
-    with paths.ASTERISK_OUT.open("ab") as out:  # the child keeps its own copy of the fd
-        process = subprocess.Popen(
-            ["chroot", str(paths.ROOT), "asterisk", "-f", "-n", "-U", "root", "-G", "root"],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    paths.PIDFILE.write_text(str(process.pid))
+    # A shell backgrounds it so that no Popen object of ours outlives the call.
+    script = 'setsid chroot "$1" asterisk -f -n -U root -G root </dev/null >>"$2" 2>&1 & echo $!'
+    done = subprocess.run(["sh", "-c", script, "sh", str(paths.ROOT), str(paths.ASTERISK_OUT)],
+                          capture_output=True, text=True, check=True)
+    paths.PIDFILE.write_text(done.stdout.strip())
 
 
 def wait_ready(deadline_s: float = 60) -> None:

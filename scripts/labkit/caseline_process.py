@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -24,6 +23,9 @@ def ari(method: str, path: str) -> object:
     with urllib.request.urlopen(request, timeout=5) as answer:
         body = answer.read()
     return json.loads(body) if body else None
+
+
+READY_LINE = "ARI events connected"
 
 
 def lab_env() -> dict[str, str]:
@@ -42,17 +44,15 @@ class CaselineProcess:
                 start_new_session=True)
 
     async def registered(self, timeout: float = 15) -> None:
-        """Wait until Asterisk lists our Stasis app: from then on calls are routed by us."""
+        """Wait until this process has its events websocket up: from then on it routes calls.
+
+        Asterisk keeps listing an application for a while after its websocket closed, so
+        /applications cannot tell a fresh process from the previous one; the process says it.
+        """
         async with asyncio.timeout(timeout):
-            while True:
+            while READY_LINE not in self.log.read_text(errors="replace"):
                 if self.process.poll() is not None:
                     raise AssertionError(f"caseline exited: {self.log.read_text()[-3000:]}")
-                try:
-                    apps = await asyncio.to_thread(ari, "GET", "/applications")
-                except (urllib.error.URLError, OSError):
-                    apps = []
-                if any(app.get("name") == "caseline" for app in apps or []):
-                    return
                 await asyncio.sleep(0.05)
 
     def stop(self) -> None:

@@ -18,7 +18,7 @@ MIRROR = os.environ.get("CASELINE_DEBIAN_MIRROR", "http://deb.debian.org/debian"
 OWNED_DIRS = ("etc/asterisk", "var/lib/asterisk", "var/spool/asterisk", "var/log/asterisk",
               "var/run/asterisk", "usr/share/asterisk", "var/cache/asterisk")
 SECRET_NAMES = ("CASELINE_ARI_PASSWORD", "CASELINE_AMI_SECRET", "CASELINE_OPS_TOKEN",
-                "CASELINE_PHONE_PASSWORD")
+                "CASELINE_PHONE_PASSWORD", "CASELINE_VOICEMAIL_PIN")
 
 
 def log(msg: str) -> None:
@@ -75,7 +75,8 @@ def lab_secrets() -> dict[str, str]:
     changed = False
     for name in SECRET_NAMES:
         if name not in stored:
-            stored[name] = secrets.token_urlsafe(18)
+            stored[name] = (str(secrets.randbelow(10**6)).zfill(6) if name.endswith("_PIN")
+                            else secrets.token_urlsafe(18))
             changed = True
     if changed:
         paths.LAB_HOME.mkdir(parents=True, exist_ok=True)

@@ -111,7 +111,11 @@ def caller(hold_ms: int) -> str:
 
 
 def early_hangup_caller(after_ring_ms: int) -> str:
-    """A client who hangs up (CANCEL) `after_ring_ms` after hearing ringing, before any answer."""
+    """A client who hangs up (CANCEL) `after_ring_ms` after hearing ringing, before any answer.
+
+    CANCEL and ACK must carry the INVITE's branch: SIPp's [branch-N] counts scenario
+    elements back to the INVITE (element 0), so N is this element's index.
+    """
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="caseline early hang-up caller">
 {_CALLER_INVITE}
@@ -121,7 +125,7 @@ def early_hangup_caller(after_ring_ms: int) -> str:
   <pause milliseconds="{after_ring_ms}"/>
   <send><![CDATA[
       CANCEL sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch-1]
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch-5]
       From: "[field1]" <sip:[field0]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
       To: <sip:[service]@[remote_ip]:[remote_port]>
       Call-ID: [call_id]
@@ -134,7 +138,7 @@ def early_hangup_caller(after_ring_ms: int) -> str:
   <recv response="487"/>
   <send><![CDATA[
       ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch-2]
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch-9]
       [last_From:]
       [last_To:]
       Call-ID: [call_id]

@@ -1,0 +1,80 @@
+"""Remembering what happened: history (who answered becomes the case holder) and the
+capped decision log (a Redis stream) that `caseline calls --last N` reads."""
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from ..core.models import CallerProfile, Contact, Decision, Direction
+from ..core.numbers import mask
+from ..history.store import HistoryStore, HistoryUnavailable
+from .execute import Outcome
+
+log = logging.getLogger(__name__)
+
+DECISION_LOG = "caseline:decisions"
+# Calls handed to the operators' queue are recorded from Asterisk's CDR (the queue knows who
+# answered); everything else is recorded here, once, when the call task ends.
+RECORDED_HERE = frozenset({"answered", "caller_hung_up", "voicemail", "hangup", "dialplan"})
+
+
+def decision_entry(call_id: str, started: datetime, profile: CallerProfile, decision: Decision,
+                   outcome: Outcome, decide_ms: float, *, mask_numbers: bool) -> dict[str, str]:
+    number = profile.number
+    return {
+        "call_id": call_id,
+        "at": started.isoformat(timespec="seconds"),
+        "number": (mask(number) if mask_numbers else number) or "unidentified",
+        "class": str(profile.history.cls),
+        "callback_kind": str(profile.history.callback_kind or ""),
+        "owner": profile.case_holder or "",
+        "abc": profile.abc or "",
+        "crm": str(profile.crm.status),
+        "history": str(profile.history.status),
+        "service": str(decision.service),
+        "priority": str(decision.priority),
+        "route": " > ".join(f"{s.kind}:{s.target}" for s in decision.route),
+        "reasons": json.dumps([[r.rule, r.text] for r in decision.reasons], ensure_ascii=False),
+        "outcome": outcome.result,
+        "answered_by": outcome.answered_by or "",
+        "talk_s": str(outcome.talk_s),
+        "steps": " > ".join(outcome.steps),
+        "fallbacks": ",".join(outcome.fallbacks),
+        "decide_ms": f"{decide_ms:.2f}",
+    }
+
+
+class OutcomeRecorder:
+    def __init__(self, redis: Redis, history: HistoryStore, *, max_entries: int,
+                 mask_numbers: bool = True) -> None:
+        self.redis = redis
+        self.history = history
+        self.max_entries = max_entries
+        self.mask_numbers = mask_numbers
+
+    async def record(self, call_id: str, started: datetime, profile: CallerProfile,
+                     decision: Decision, outcome: Outcome, decide_ms: float) -> None:
+        if profile.number and outcome.result in RECORDED_HERE:
+            answered = outcome.result == "answered"
+            contact = Contact(started, Direction.INBOUND, answered,
+                              outcome.answered_by if answered else None, outcome.talk_s)
+            try:
+                await self.history.record(profile.number, contact)
+            except (HistoryUnavailable, RedisError, OSError) as e:
+                log.error("history write lost for call %s: %s", call_id, type(e).__name__)
+        entry = decision_entry(call_id, started, profile, decision, outcome, decide_ms,
+                               mask_numbers=self.mask_numbers)
+        try:
+            await self.redis.xadd(DECISION_LOG, entry, maxlen=self.max_entries, approximate=True)
+        except (RedisError, OSError) as e:
+            log.error("decision log write lost for call %s: %s", call_id, type(e).__name__)
+
+
+async def last_decisions(redis: Redis, count: int) -> list[dict[str, str]]:
+    rows = await redis.xrevrange(DECISION_LOG, count=count)
+    return [{k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
+             for k, v in fields.items()} for _, fields in rows]

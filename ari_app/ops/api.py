@@ -1,0 +1,228 @@
+"""The ops HTTP API (aiohttp): health, readiness, metrics, reload, live calls, CRM cache.
+
+Everything but /healthz and /readyz needs `Authorization: Bearer <ops token>`. With no
+token configured every protected endpoint answers 403: the API is never open by accident.
+It binds 127.0.0.1 by default. Request bodies are bounded. What the endpoints act on is
+injected (the wiring in ari_app.main owns the real objects), so this module has no
+knowledge of ARI, Redis or the CRM.
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import inspect
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from aiohttp import web
+from pydantic import SecretStr
+
+from .metrics import CONTENT_TYPE, Metrics
+
+log = logging.getLogger("caseline.ops")
+
+MAX_BODY = 16 * 1024
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
+_CALL_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}", re.ASCII)
+
+Check = Callable[[], Awaitable[bool]]
+# reload() answers an object with `.ok`/`.error` (e.g. ReloadResult) or a dict {"ok", "error"}.
+Reload = Callable[[], Awaitable[Any]]
+LiveCalls = Callable[[], "list[dict[str, Any]] | Awaitable[list[dict[str, Any]]]"]
+# invalidate(number) drops one number from the CRM cache; invalidate(None) drops everything.
+Invalidate = Callable[[str | None], Awaitable[Any]]
+
+_TOKEN = web.AppKey("token", bytes)
+_HOOKS = web.AppKey("hooks", dict)
+
+
+def _json(data: object, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda o: json.dumps(o, default=str))
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+@web.middleware
+async def _auth(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                ) -> web.StreamResponse:
+    try:
+        if request.path not in PUBLIC_PATHS:
+            token = request.app[_TOKEN]
+            if not token:
+                return _json({"error": "ops token not configured"}, 403)
+            scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+            # compare_digest on bytes: constant time, and no TypeError on non-ASCII input
+            given = presented.strip().encode("utf-8", "surrogatepass")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given, token):
+                return web.json_response({"error": "unauthorized"}, status=401,
+                                         headers={"WWW-Authenticate": 'Bearer realm="caseline"'})
+        return await handler(request)
+    except web.HTTPException as e:  # 404, 405, 413 ... as JSON like everything else
+        if e.status < 400:
+            raise
+        return _json({"error": e.reason}, e.status)
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return _json({"ok": True})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    hooks = request.app[_HOOKS]
+    checks: Mapping[str, Check] = hooks["checks"]
+    names = list(checks)
+    results = await asyncio.gather(*(_run_check(checks[n], hooks["check_timeout"]) for n in names))
+    status = dict(zip(names, results, strict=True))
+    failed = [name for name, ok in status.items() if not ok]
+    return _json({"ready": not failed, "checks": status, "failed": failed}, 503 if failed else 200)
+
+
+async def _run_check(check: Check, timeout: float) -> bool:
+    try:
+        async with asyncio.timeout(timeout):
+            return bool(await check()) is True
+    except Exception as e:  # a failing or slow check means "not ready", never a 500
+        log.warning("readiness check failed: %s", type(e).__name__)
+        return False
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    metrics: Metrics = request.app[_HOOKS]["metrics"]
+    return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+
+async def _reload(request: web.Request) -> web.Response:
+    hooks = request.app[_HOOKS]
+    async with hooks["reload_lock"]:  # one reload at a time; the next one waits
+        try:
+            result = await hooks["reload"]()
+        except Exception:
+            log.exception("reload failed")
+            return _json({"ok": False, "error": "internal error (see the log)"}, 500)
+    if result is None:
+        ok, error = True, ""
+    elif isinstance(result, Mapping):
+        ok, error = bool(result.get("ok")), str(result.get("error") or "")
+    else:
+        ok, error = bool(getattr(result, "ok", False)), str(getattr(result, "error", "") or "")
+    return _json({"ok": ok, "error": error or None}, 200 if ok else 500)
+
+
+async def _live(request: web.Request) -> list[dict[str, Any]]:
+    calls = await _maybe_await(request.app[_HOOKS]["live_calls"]())
+    return [c for c in calls if isinstance(c, Mapping)]
+
+
+async def _calls(request: web.Request) -> web.Response:
+    try:
+        calls = await _live(request)
+    except Exception:
+        log.exception("live_calls failed")
+        return _json({"error": "internal error"}, 500)
+    return _json({"calls": calls, "count": len(calls)})
+
+
+async def _call(request: web.Request) -> web.Response:
+    call_id = request.match_info["id"]
+    if not _CALL_ID_RE.fullmatch(call_id):
+        return _json({"error": "no such call"}, 404)
+    try:
+        calls = await _live(request)
+    except Exception:
+        log.exception("live_calls failed")
+        return _json({"error": "internal error"}, 500)
+    for call in calls:
+        if str(call.get("call_id", call.get("id", ""))) == call_id:
+            return _json(call)
+    return _json({"error": "no such call"}, 404)
+
+
+async def _crm_invalidate(request: web.Request) -> web.Response:
+    try:
+        body = await request.json(loads=json.loads)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return _json({"error": "body is not valid JSON"}, 400)
+    if not isinstance(body, dict):
+        return _json({"error": 'expected {"number": "..."} or {"all": true}'}, 400)
+    number, everything = body.get("number"), body.get("all")
+    if everything is True and number is None:
+        target = None
+    elif (isinstance(number, str) and 0 < len(number.strip()) <= 64 and everything in (None, False)
+          and number.isprintable()):
+        target = number.strip()
+    else:
+        return _json({"error": 'expected {"number": "..."} or {"all": true}'}, 400)
+    try:
+        result = await request.app[_HOOKS]["invalidate"](target)
+    except Exception:
+        log.exception("CRM cache invalidation failed")
+        return _json({"ok": False, "error": "internal error"}, 500)
+    invalidated = result if isinstance(result, int) and not isinstance(result, bool) else None
+    return _json({"ok": True, "all": target is None, "invalidated": invalidated})
+
+
+def create_app(*, token: SecretStr | str | None, metrics: Metrics, checks: Mapping[str, Check],
+               reload: Reload, live_calls: LiveCalls, invalidate: Invalidate,
+               check_timeout: float = 2.0) -> web.Application:
+    """The aiohttp application; `checks` maps a name ("ari", "redis", "ami") to an async bool."""
+    secret = token.get_secret_value() if isinstance(token, SecretStr) else (token or "")
+    app = web.Application(middlewares=[_auth], client_max_size=MAX_BODY)
+    app[_TOKEN] = secret.encode()
+    app[_HOOKS] = {
+        "metrics": metrics, "checks": dict(checks), "reload": reload, "live_calls": live_calls,
+        "invalidate": invalidate, "check_timeout": check_timeout, "reload_lock": asyncio.Lock(),
+    }
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_post("/reload", _reload)
+    app.router.add_get("/calls", _calls)
+    app.router.add_get("/calls/{id}", _call)
+    app.router.add_post("/crm/invalidate", _crm_invalidate)
+    return app
+
+
+class OpsServer:
+    """The API on a TCP port: `await OpsServer(app, port=0).start()`, then `.port`."""
+
+    def __init__(self, app: web.Application, host: str = "127.0.0.1", port: int = 8090) -> None:
+        self.app = app
+        self.host = host
+        self._port = port
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def port(self) -> int:
+        if self._runner is not None and self._runner.addresses:
+            return int(self._runner.addresses[0][1])
+        return self._port
+
+    async def start(self) -> None:
+        # access_log=None: our logs are JSON lines; aiohttp's access lines are not.
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self._port)
+        try:
+            await site.start()
+        except BaseException:
+            await self._runner.cleanup()
+            self._runner = None
+            raise
+        log.info("ops API listening on %s:%d", self.host, self.port)
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> OpsServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

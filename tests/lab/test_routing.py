@@ -1,0 +1,97 @@
+"""Real calls routed by Caseline through the lab: SIPp callers and phones, real Asterisk, real Redis.
+
+Which phone got which call is read from the phones' own SIPp logs; what Caseline decided
+is read from its decision log in Redis (the same one `caseline calls` shows).
+"""
+from __future__ import annotations
+
+import pytest
+from redis.asyncio import Redis
+
+from ari_app.calls.outcomes import last_decisions
+from labkit import sipp
+from tests.conftest import start_phones
+
+pytestmark = pytest.mark.lab
+
+VIP_A_MGR1 = "+79161234567"  # clients.yaml C-1001: A, VIP, responsible mgr1, chain vip
+DELIVERY_MGR3 = "+79031112233"  # C-1003: delivery today -> mgr3 first, chain standard
+UNKNOWN = "+79057778899"  # C-1007: no category, no responsible: new -> operators
+
+
+async def decisions(routing, count: int = 10) -> list[dict[str, str]]:
+    redis = Redis.from_url(routing.redis_url)
+    try:
+        return await last_decisions(redis, count)
+    finally:
+        await redis.aclose()
+
+
+async def wait_decision(routing, call_count: int, timeout: float = 15) -> list[dict[str, str]]:
+    import asyncio
+
+    async with asyncio.timeout(timeout):
+        while len(entries := await decisions(routing, 50)) < call_count:
+            await asyncio.sleep(0.05)
+    return entries
+
+
+async def test_a_client_goes_straight_to_their_manager(routing, phones, tmp_path):
+    start_phones(phones, tmp_path, mgr1="answer:300", op1="answer", op2="answer")
+    run = await sipp.place_calls(tmp_path, [VIP_A_MGR1], hold_ms=1500)
+    assert await run.wait() == [(VIP_A_MGR1, "answered"), (VIP_A_MGR1, "hung_up")]
+
+    await sipp.wait_for_event(phones["mgr1"], VIP_A_MGR1, "bye")
+    assert phones["mgr1"].calls_from(VIP_A_MGR1) == ["invite", "answered", "bye"]
+    assert phones["op1"].events() == [] and phones["op2"].events() == []
+    [entry] = await wait_decision(routing, 1)
+    assert entry["outcome"] == "answered" and entry["answered_by"] == "mgr1"
+    assert entry["service"] == "manager" and entry["route"].startswith("manager:mgr1")
+
+
+async def test_busy_manager_of_a_vip_escalates_to_the_supervisor(routing, phones, tmp_path):
+    start_phones(phones, tmp_path, mgr1="busy", sup1="answer", op1="answer", op2="answer")
+    run = await sipp.place_calls(tmp_path, [VIP_A_MGR1], hold_ms=1000)
+    assert await run.wait() == [(VIP_A_MGR1, "answered"), (VIP_A_MGR1, "hung_up")]
+
+    assert phones["mgr1"].calls_from(VIP_A_MGR1) == ["invite", "busy"]
+    await sipp.wait_for_event(phones["sup1"], VIP_A_MGR1, "bye")
+    assert phones["sup1"].calls_from(VIP_A_MGR1) == ["invite", "answered", "bye"]
+    [entry] = await wait_decision(routing, 1)
+    assert entry["answered_by"] == "sup1" and entry["fallbacks"] == "busy"
+
+
+@pytest.mark.routing(defaults__ring_timeout_s=4)
+async def test_unanswered_manager_steps_down_to_the_operators_queue(routing, phones, tmp_path):
+    start_phones(phones, tmp_path, mgr3="noanswer", op1="answer", op2="answer")
+    config = routing  # shipped chain "standard": no answer -> operators
+    run = await sipp.place_calls(tmp_path, [DELIVERY_MGR3], hold_ms=1000)
+    assert await run.wait() == [(DELIVERY_MGR3, "answered"), (DELIVERY_MGR3, "hung_up")]
+
+    assert phones["mgr3"].calls_from(DELIVERY_MGR3) == ["invite", "cancelled"]
+    answered = [n for n in ("op1", "op2") if "answered" in phones[n].calls_from(DELIVERY_MGR3)]
+    assert len(answered) == 1
+    [entry] = await wait_decision(config, 1)
+    assert entry["outcome"] == "queue" and entry["fallbacks"] == "no_answer"
+
+
+async def test_a_new_caller_goes_to_the_operators_with_priority(routing, phones, tmp_path):
+    start_phones(phones, tmp_path, op1="answer", op2="answer")
+    run = await sipp.place_calls(tmp_path, [UNKNOWN], hold_ms=800)
+    assert await run.wait() == [(UNKNOWN, "answered"), (UNKNOWN, "hung_up")]
+
+    [entry] = await wait_decision(routing, 1)
+    assert entry["class"] == "new" and entry["service"] == "operator"
+    assert entry["outcome"] == "queue"
+    cdr = routing.lab.cdr_rows(UNKNOWN)[-1]
+    assert cdr[7] == "Queue" and cdr[6].startswith(("PJSIP/op1", "PJSIP/op2"))
+
+
+async def test_caller_hanging_up_stops_the_managers_phone_at_once(routing, phones, tmp_path):
+    start_phones(phones, tmp_path, mgr1="noanswer")
+    run = await sipp.place_calls(tmp_path, [VIP_A_MGR1], cancel_after_ring_ms=1500)
+    assert await run.wait() == [(VIP_A_MGR1, "ringing"), (VIP_A_MGR1, "cancelled")]
+
+    await sipp.wait_for_event(phones["mgr1"], VIP_A_MGR1, "cancelled", timeout=3)
+    [entry] = await wait_decision(routing, 1)
+    assert entry["outcome"] == "caller_hung_up"
