@@ -45,7 +45,7 @@ def caller(hold_ms: int) -> str:
         f'  <recv response="{code}" optional="true" next="rejected_{code}"/>' for code in _REJECTIONS)
     reject_blocks = "\n".join(f"""
   <label id="rejected_{code}"/>
-  <nop><action><log message="[field0] rejected {code}"/></action></nop>
+  <nop><action><log message="[field0] rejected_{code}"/></action></nop>
   <send><![CDATA[
       ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]

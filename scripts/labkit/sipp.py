@@ -118,10 +118,16 @@ _runs = 0
 
 async def place_calls(workdir: Path, numbers: Iterable[str], *, hold_ms: int = 2000,
                       rate: float = 10, cancel_after_ring_ms: int | None = None,
-                      service: str = "100", timeout_s: int = 60) -> CallerRun:
-    """Start SIPp calling from each number (one call each); returns at once."""
+                      service: str = "100", timeout_s: int = 60,
+                      from_phone: str | None = None) -> CallerRun:
+    """Start SIPp calling from each number (one call each); returns at once.
+
+    `from_phone="mgr2"` places the calls from that lab phone's address instead of the trunk's
+    (Asterisk identifies the phone by address): a manager calling `service`, a client number.
+    """
     global _runs
     _runs += 1
+    source_ip = PHONES[from_phone][0] if from_phone else CALLER_IP
     name = f"caller-{_runs}"
     numbers = list(numbers)
     inf = workdir / f"{name}.csv"
@@ -132,7 +138,7 @@ async def place_calls(workdir: Path, numbers: Iterable[str], *, hold_ms: int = 2
                    if cancel_after_ring_ms is not None else scenarios.caller(hold_ms))
     process = await asyncio.create_subprocess_exec(
         "sipp", ASTERISK, "-sf", str(xml), "-inf", str(inf), "-s", service,
-        "-i", CALLER_IP, "-p", str(free_udp_port(CALLER_IP)), "-mi", CALLER_IP,
+        "-i", source_ip, "-p", str(free_udp_port(source_ip)), "-mi", source_ip,
         "-m", str(len(numbers)), "-r", str(rate), "-rp", "1000", "-nostdin",
         "-timeout", f"{timeout_s}s", "-timeout_error",
         "-trace_logs", "-log_file", str(workdir / f"{name}.log"),

@@ -1,0 +1,56 @@
+"""The seed's story through the real lab: history makes the next call go to the case holder.
+
+A manager's outbound call is captured live (AMI Cdr events), so the client's return call
+is a `callback` to that manager; the call after that is a `repeat` to whoever talked last.
+"""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from redis.asyncio import Redis
+
+from labkit import sipp
+from tests.conftest import start_phones
+from tests.lab.test_routing import wait_decision
+
+pytestmark = pytest.mark.lab
+
+CLIENT = "+79990001122"  # in no CRM and no directory: only history knows them
+
+
+async def outbound_recorded(redis_url: str, number: str, timeout: float = 10) -> None:
+    redis = Redis.from_url(redis_url)
+    try:
+        async with asyncio.timeout(timeout):
+            while not await redis.exists(f"caseline:hist:{number}"):
+                await asyncio.sleep(0.05)
+    finally:
+        await redis.aclose()
+
+
+async def test_missed_outbound_call_makes_the_return_call_a_callback_to_that_manager(
+        routing, phones, tmp_path):
+    client_phone = sipp.Phone("client", tmp_path, "busy").start(*sipp.CLIENT_PHONE)
+    phones["client"] = client_phone
+    start_phones(phones, tmp_path, mgr2="answer", op1="answer", op2="answer")
+
+    # mgr2 calls the client, who does not pick up (busy)
+    out = await sipp.place_calls(tmp_path, ["mgr2"], service=CLIENT, from_phone="mgr2")
+    assert await out.wait() == [("mgr2", "rejected_486")]
+    assert client_phone.calls_from("mgr2") == ["invite", "busy"]
+    await outbound_recorded(routing.redis_url, CLIENT)
+
+    # the client calls back: straight to mgr2
+    back = await sipp.place_calls(tmp_path, [CLIENT], hold_ms=1000)
+    assert await back.wait() == [(CLIENT, "answered"), (CLIENT, "hung_up")]
+    await sipp.wait_for_event(phones["mgr2"], CLIENT, "bye")
+    [entry] = await wait_decision(routing, 1)
+    assert (entry["class"], entry["callback_kind"], entry["owner"]) == ("callback", "missed", "mgr2")
+    assert entry["answered_by"] == "mgr2"
+
+    # and calls again: a repeat, to the one who talked with them last
+    again = await sipp.place_calls(tmp_path, [CLIENT], hold_ms=500)
+    assert await again.wait() == [(CLIENT, "answered"), (CLIENT, "hung_up")]
+    latest = (await wait_decision(routing, 2))[0]
+    assert (latest["class"], latest["answered_by"]) == ("repeat", "mgr2")
