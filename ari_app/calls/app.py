@@ -21,6 +21,10 @@ INBOUND_ARG = "inbound"  # dialplan: Stasis(caseline,inbound)
 LEG_ARG = "leg"  # channels we create: appArgs "leg,<call id>"
 
 
+class Replaced(Exception):
+    """ApplicationReplaced: another process took our app name; this one must stop."""
+
+
 class CallEnded(Exception):
     """The caller's channel is gone; raised out of waits so a call task unwinds."""
 
@@ -98,35 +102,48 @@ class StasisApp:
         self.on_reconnect = on_reconnect
         self.on_call_error = on_call_error
         self.connected = asyncio.Event()
+        self.replaced = False
         self._tasks: asyncio.TaskGroup | None = None
 
     async def run(self) -> None:
-        """Run until cancelled: (re)connect, dispatch events, resync after each reconnect."""
-        async with asyncio.TaskGroup() as tasks:
-            self._tasks = tasks
-            attempt = 0
-            while True:
-                try:
-                    async for event in self.ari.events():
-                        if event.get("type") == CONNECTED:
-                            log.info("ARI events connected: application registered")
-                            self.connected.set()
-                            attempt = 0
-                            continue
-                        self.dispatch(event)
-                except (AriUnavailable, AriError) as e:
-                    self.connected.clear()
-                    attempt += 1
-                    delay = min(self.backoff_cap_s, 0.2 * 2 ** min(attempt, 10))
-                    delay *= random.uniform(0.5, 1.0)  # jitter: instances don't reconnect in step
-                    log.warning("ARI events lost (%s); reconnecting in %.2f s", e, delay)
-                    if self.on_reconnect:
-                        self.on_reconnect()
-                    await asyncio.sleep(delay)
+        """Run until cancelled or replaced: (re)connect, resync, dispatch events."""
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                self._tasks = tasks
+                await self._connect_loop()
+        except* Replaced:
+            log.warning("stopped: another process owns the ARI application now")
+
+    async def _connect_loop(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                async for event in self.ari.events():
+                    if event.get("type") == CONNECTED:
+                        await self.resync()
+                        log.info("ARI events connected: application registered")
+                        self.connected.set()
+                        attempt = 0
+                        continue
+                    self.dispatch(event)
+            except (AriUnavailable, AriError) as e:
+                self.connected.clear()
+                attempt += 1
+                delay = min(self.backoff_cap_s, 0.2 * 2 ** min(attempt, 10))
+                delay *= random.uniform(0.5, 1.0)  # jitter: instances don't reconnect in step
+                log.warning("ARI events lost (%s); reconnecting in %.2f s", e, delay)
+                if self.on_reconnect:
+                    self.on_reconnect()
+                await asyncio.sleep(delay)
 
     def dispatch(self, event: Event) -> None:
-        """Route one event. Never raises for a bad event: it is logged and dropped."""
+        """Route one event to the call watching its channel, or start a call."""
         kind = event.get("type")
+        if kind == "ApplicationReplaced":
+            # Another process registered our app name (rolling deploy): its resync adopts
+            # our calls; ours must stop without touching them.
+            self.replaced = True
+            raise Replaced()
         if kind == "StasisStart":
             args = event.get("args") or []
             channel = event.get("channel") or {}
@@ -134,12 +151,80 @@ class StasisApp:
             if args[:1] == [INBOUND_ARG] and channel_id and channel_id not in self.calls:
                 self.start_call(channel)
                 return
-        if kind == "ApplicationReplaced":
-            log.error("another process took over the ARI application; this one stops routing")
         channel_id = channel_of(event)
         call = self.watchers.get(channel_id) if channel_id else None
         if call is not None:
             call.deliver(event)
+
+    async def resync(self) -> None:
+        """After (re)connecting: Asterisk does not replay events, so look at what is there.
+
+        - a channel we watch that is gone: its call gets a synthetic ChannelDestroyed;
+        - a caller waiting in our app that we don't know (arrived while we were away, or
+          left by a process that died): routed now;
+        - a bridge of ours with people talking that nobody watches: guarded, so that when
+          one side hangs up the other is hung up too;
+        - any other channel of ours nobody owns (a ringing leg of a dead call): hung up.
+        """
+        app = await self.ari.application()
+        in_app = set(app.get("channel_ids") or [])
+        for channel_id in list(self.watchers):
+            if channel_id not in in_app:
+                self.watchers[channel_id].deliver(
+                    {"type": "ChannelDestroyed", "channel": {"id": channel_id}, "cause": 16,
+                     "synthetic": True})
+        unknown = in_app - set(self.watchers)
+        if not unknown:
+            return
+        bridged: set[str] = set()
+        for bridge in await self.ari.bridges():
+            members = set(bridge.get("channels") or [])
+            if members & unknown:
+                bridged |= members
+                self._guard_bridge(bridge["id"], members)
+        for channel in await self.ari.channels():
+            channel_id = channel.get("id")
+            if channel_id not in unknown or channel_id in bridged:
+                continue
+            app_data = str((channel.get("dialplan") or {}).get("app_data", ""))
+            if app_data.split(",")[1:2] == [INBOUND_ARG]:
+                log.info("resync: routing caller %s that arrived while we were away", channel_id)
+                self.start_call(channel)
+            else:
+                log.info("resync: hanging up orphan channel %s", channel_id)
+                try:
+                    await self.ari.hangup(channel_id)
+                except AriError:
+                    pass
+
+    def _guard_bridge(self, bridge_id: str, members: set[str]) -> None:
+        assert self._tasks is not None
+        log.info("resync: adopting bridge %s (%d channels)", bridge_id, len(members))
+        guard = Call(self, {"id": f"guard-{bridge_id}"})
+        for channel_id in members:
+            guard.watch(channel_id)
+        self._tasks.create_task(self._hold_bridge(guard, bridge_id, members))
+
+    async def _hold_bridge(self, guard: Call, bridge_id: str, members: set[str]) -> None:
+        """Wait until one side of an adopted bridge leaves, then end the other side too."""
+        try:
+            await guard.wait_for(lambda e: e.get("type") in ("StasisEnd", "ChannelDestroyed"),
+                                 timeout=4 * 3600)
+        except TimeoutError:
+            pass
+        finally:
+            if not self.replaced:
+                for channel_id in members:
+                    try:
+                        await self.ari.hangup(channel_id)
+                    except AriError:
+                        pass
+                try:
+                    await self.ari.destroy_bridge(bridge_id)
+                except AriError:
+                    pass
+            for channel_id in members:
+                guard.unwatch(channel_id)
 
     def start_call(self, channel: dict[str, Any]) -> Call:
         assert self._tasks is not None

@@ -180,6 +180,9 @@ class Executor:
 
     async def _drop(self, call: Call, leg: str, *, hang_up_caller: bool) -> None:
         """Hang up the leg (and after a talk, the caller); remove the bridge. Idempotent."""
+        if call.app.replaced:
+            call.unwatch(leg)
+            return  # the process that replaced us adopted this call: leave it talking
         for channel in ([leg, call.id] if hang_up_caller else [leg]):
             try:
                 await call.ari.hangup(channel)

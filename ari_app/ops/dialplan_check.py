@@ -115,7 +115,7 @@ class _FileChecker:
             self._context = match.group(1)
             self._last_exten = None
             self.contexts.add(self._context)
-        elif line.startswith("]") or line.endswith("]") and "[" not in line:
+        elif line.startswith("]") or (line.endswith("]") and "[" not in line):
             self.problem(n, "unbalanced ']'")
         elif self._context is None:
             self.problem(n, "statement outside any context")

@@ -49,6 +49,12 @@ class ReloadResult:
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
+    def summary(self) -> str:
+        """What `caseline dialplan reload` prints."""
+        if self.ok:
+            return f"dialplan reloaded: {self.message} ({', '.join(self.installed)})"
+        return "\n".join([f"dialplan NOT reloaded: {self.error}", *(f"  {p}" for p in self.problems)])
+
 
 def read_dialplan_dir(folder: Path) -> dict[str, bytes]:
     """The folder's `*.conf` regular files (not following symlinks), bounded in size."""
@@ -124,7 +130,7 @@ async def reload_dialplan(settings: Settings, project_dialplan_dir: Path, instal
 async def _reload(settings: Settings, source: Path, install_dir: Path, connect_timeout: float,
                   action_timeout: float, retries: int, retry_delay_s: float) -> ReloadResult:
     try:
-        files = read_dialplan_dir(source)
+        files = await asyncio.to_thread(read_dialplan_dir, source)
     except OSError as e:
         return ReloadResult(False, error=f"cannot read {source}: {e.strerror or e}")
     if not files:
@@ -135,7 +141,7 @@ async def _reload(settings: Settings, source: Path, install_dir: Path, connect_t
                             problems=tuple(str(p) for p in problems))
     if not settings.ami.secret.get_secret_value():
         return ReloadResult(False, error="AMI secret not configured (CASELINE_AMI_SECRET); nothing installed")
-    if not install_dir.is_dir():
+    if not await asyncio.to_thread(install_dir.is_dir):
         return ReloadResult(False, error=f"{install_dir} is not a folder; nothing installed")
 
     try:
