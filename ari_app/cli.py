@@ -1,9 +1,11 @@
-"""`caseline` command line."""
+"""caseline: route calls (run), ask why (explain), look back (calls), and ops commands."""
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 from .config_files import ConfigError
@@ -11,23 +13,124 @@ from .config_files import ConfigError
 DEFAULT_CONFIG = Path("config")
 
 
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="caseline", description=__doc__)
+    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="config folder (default ./config)")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="route calls: ARI app, FastAGI server, ops API")
+    run.add_argument("--greet", action="store_true", help="only answer, play a prompt, hang up")
+    ex = sub.add_parser("explain", help="who is this caller and where would their call go now")
+    ex.add_argument("number")
+    calls = sub.add_parser("calls", help="the last decisions and outcomes (decision log)")
+    calls.add_argument("--last", type=int, default=20)
+    calls.add_argument("--json", action="store_true")
+    sub.add_parser("check", help="validate every config file and exit")
+    hist = sub.add_parser("history", help="call history")
+    hist_sub = hist.add_subparsers(dest="history_command", required=True)
+    imp = hist_sub.add_parser("import-cdr", help="bootstrap history from Asterisk CSV CDRs")
+    imp.add_argument("file", type=Path)
+    imp.add_argument("--inbound-context", action="append", default=None,
+                     help="dialplan contexts of inbound calls (default: inbound, operators)")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="caseline", description=__doc__)
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="config folder")
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="route calls (ARI app, FastAGI, ops API)")
-    run.add_argument("--greet", action="store_true", help="answer, play a prompt, hang up")
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     try:
         if args.command == "run":
             from .main import run_forever
             return asyncio.run(run_forever(args.config, greet=args.greet))
+        return asyncio.run(COMMANDS[args.command](args))
     except ConfigError as e:
         print(f"caseline: config error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+async def explain_command(args: argparse.Namespace) -> int:
+    from .core.decide import explain
+    from .main import build_core
+    from .settings import load_settings
+
+    settings = load_settings(args.config)
+    async with AsyncExitStack() as stack:
+        core = await build_core(settings, args.config, stack)
+        routed = await core.router.route(args.number)
+    p = routed.profile
+    print(f"Number: {p.number or 'unidentified'}")
+    print(f"History: {p.history.cls}" + (f" ({p.history.callback_kind})" if p.history.callback_kind else "")
+          + f", owner {p.history.owner or '-'}, source {p.history.status}")
+    record = p.crm.record
+    print(f"CRM: {p.crm.status}" + (f", {record.client_id} {record.name!r}, ABC {record.abc or '-'}, "
+                                    f"responsible {record.responsible or '-'}" if record else ""))
+    env = p.environment
+    print(f"Environment: {env.country or '-'} {env.region or ''} {env.timezone or ''}".rstrip()
+          + (f", legal entity {env.legal_entity.company}" if env.legal_entity else ""))
+    print(f"Case holder: {p.case_holder or '-'}")
+    print(explain(routed.decision))
     return 0
+
+
+async def calls_command(args: argparse.Namespace) -> int:
+    from .calls.outcomes import last_decisions
+    from .history.store import redis_client
+    from .settings import load_settings
+
+    settings = load_settings(args.config)
+    redis = redis_client(settings.redis.url, timeout_s=5)
+    try:
+        entries = await last_decisions(redis, max(1, min(args.last, 10_000)))
+    finally:
+        await redis.aclose()
+    if args.json:
+        print(json.dumps(entries, ensure_ascii=False, indent=1))
+        return 0
+    for e in reversed(entries):
+        print(f"{e['at']}  {e['number']:>14}  {e['class']:<8} {e['service']:<12} prio {e['priority']:>3}  "
+              f"{e['outcome']:<14} {e['answered_by'] or '-':<6} {e['steps']}")
+    return 0
+
+
+async def check_command(args: argparse.Namespace) -> int:
+    from .crm.factory import build_crm
+    from .routing import LiveConfig
+    from .settings import load_settings
+
+    settings = load_settings(args.config)
+    LiveConfig(args.config / settings.routing_file, args.config / settings.legal_entities_file)
+    build_crm(settings.crm, args.config, None)
+    print(f"{args.config}: config OK")
+    return 0
+
+
+async def history_command(args: argparse.Namespace) -> int:
+    from .history.cdr_import import import_cdr_file
+    from .history.store import RedisHistoryStore, redis_client
+    from .main import managers_by_endpoint
+    from .routing import LiveConfig
+    from .settings import load_settings
+
+    settings = load_settings(args.config)
+    config = LiveConfig(args.config / settings.routing_file, args.config / settings.legal_entities_file)
+    redis = redis_client(settings.redis.url, timeout_s=5)
+    try:
+        store = RedisHistoryStore.from_settings(redis, settings.history)
+        report = await import_cdr_file(
+            args.file, store, managers=managers_by_endpoint(config),
+            inbound_contexts=tuple(args.inbound_context or ("inbound", "caseline-route", "operators")),
+            default_region=settings.numbers.default_region)
+    finally:
+        await redis.aclose()
+    print(f"rows {report.rows}: inbound {report.inbound}, outbound {report.outbound}, "
+          f"skipped {report.skipped}, bad {report.bad}, written {report.written}")
+    for line, reason in report.problems[:20]:
+        print(f"  line {line}: {reason}")
+    return 0 if report.bad == 0 else 1
+
+
+COMMANDS = {"explain": explain_command, "calls": calls_command, "check": check_command,
+            "history": history_command}
 
 
 if __name__ == "__main__":

@@ -5,9 +5,11 @@ import asyncio
 import logging
 import signal
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+from redis.asyncio import Redis
 
 from .ari.http import HttpAri
 from .calls.app import Call, StasisApp
@@ -65,8 +67,19 @@ async def run_forever(config_dir: Path, *, greet: bool = False) -> int:
     return 0
 
 
-async def build_routing_app(settings: Settings, config_dir: Path, ari: HttpAri,
-                            stack: AsyncExitStack, loop: asyncio.AbstractEventLoop) -> StasisApp:
+@dataclass
+class Core:
+    """identify + decide with their adapters: what the ARI app, AGI and the CLI share."""
+
+    settings: Settings
+    redis: Redis
+    history: RedisHistoryStore
+    crm: CrmService | None
+    config: LiveConfig
+    router: Router
+
+
+async def build_core(settings: Settings, config_dir: Path, stack: AsyncExitStack) -> Core:
     redis = redis_client(settings.redis.url)
     stack.push_async_callback(redis.aclose)
     history = RedisHistoryStore.from_settings(redis, settings.history)
@@ -75,21 +88,27 @@ async def build_routing_app(settings: Settings, config_dir: Path, ari: HttpAri,
     crm = CrmService.from_settings(settings.crm, crm_client) if crm_client else None
     config = LiveConfig(config_dir / settings.routing_file,
                         config_dir / settings.legal_entities_file, crm)
-    loop.add_signal_handler(signal.SIGHUP, config.try_reload)
     await asyncio.to_thread(load_region_names)  # ~0.6 s once, off the event loop
     router = Router(config=config, history=history, crm=crm.facts if crm else None,
                     clock=SystemClock(), windows=settings.history.windows(),
                     history_budget_s=settings.history_budget_ms / 1000,
                     crm_budget_s=settings.crm.budget_ms / 1000,
                     default_region=settings.numbers.default_region)
-    recorder = OutcomeRecorder(redis, history, max_entries=settings.decision_log_max,
+    return Core(settings, redis, history, crm, config, router)
+
+
+async def build_routing_app(settings: Settings, config_dir: Path, ari: HttpAri,
+                            stack: AsyncExitStack, loop: asyncio.AbstractEventLoop) -> StasisApp:
+    core = await build_core(settings, config_dir, stack)
+    loop.add_signal_handler(signal.SIGHUP, core.config.try_reload)
+    recorder = OutcomeRecorder(core.redis, core.history, max_entries=settings.decision_log_max,
                                mask_numbers=settings.logging.mask_numbers)
-    handler = CallRouting(router, Executor(RedisPresence(redis)), recorder)
+    handler = CallRouting(core.router, Executor(RedisPresence(core.redis)), recorder)
 
     async def on_call_error(call: Call, error: BaseException) -> None:
         await leave_to_dialplan(call, f"caseline_error:{type(error).__name__}")
 
-    cdr = CdrListener(settings.ami, history, lambda: managers_by_endpoint(config),
+    cdr = CdrListener(settings.ami, core.history, lambda: managers_by_endpoint(core.config),
                       settings.numbers.default_region)
     await cdr.start()
     stack.callback(cdr.close)

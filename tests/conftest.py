@@ -9,7 +9,6 @@ import csv
 import os
 import shutil
 import subprocess
-import sys
 import urllib.error
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -18,13 +17,13 @@ from pathlib import Path
 import pytest
 
 PROJECT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT / "scripts"))
 
-from labkit import asterisk as lab_asterisk  # noqa: E402
-from labkit import paths as lab_paths  # noqa: E402
-from labkit import root as lab_root  # noqa: E402
-from labkit import sipp  # noqa: E402
-from labkit.caseline_process import CaselineProcess, ari as lab_ari  # noqa: E402
+from labkit import asterisk as lab_asterisk
+from labkit import paths as lab_paths
+from labkit import root as lab_root
+from labkit import sipp
+from labkit.config_copy import copy_config
+from labkit.caseline_process import CaselineProcess, ari as lab_ari
 
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -124,7 +123,7 @@ async def caseline(asterisk: Lab, tmp_path: Path) -> AsyncIterator[CaselineProce
 @pytest.fixture
 def redis_url() -> Iterator[str]:
     """A fresh real redis-server for one test (the app under test and the test share it)."""
-    from tests.redis_server import RedisServer, RedisUnavailable
+    from labkit.redis_server import RedisServer, RedisUnavailable
 
     try:
         server = RedisServer.start()
@@ -137,25 +136,8 @@ def redis_url() -> Iterator[str]:
 
 
 def lab_config(tmp_path: Path, **routing_changes: object) -> Path:
-    """The shipped config folder, copied, with the routing config changed for a test.
-
-    Tests run at any hour: the shipped working hours would send calls to after-hours voicemail
-    at night, so lab tests open 24/7 unless they test hours themselves.
-    """
-    import yaml
-
-    folder = tmp_path / "config"
-    shutil.copytree(PROJECT / "config", folder, ignore=shutil.ignore_patterns("asterisk"))
-    routing = yaml.safe_load((folder / "routing.yaml").read_text())
-    routing["hours"]["enabled"] = False
-    for dotted, value in routing_changes.items():
-        node = routing
-        *parents, last = dotted.split("__")
-        for key in parents:
-            node = node[key]
-        node[last] = value
-    (folder / "routing.yaml").write_text(yaml.safe_dump(routing, allow_unicode=True))
-    return folder
+    """The shipped config, copied for one test; lab tests are open 24/7 (see labkit)."""
+    return copy_config(tmp_path / "config", **routing_changes)
 
 
 @pytest.fixture

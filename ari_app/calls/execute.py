@@ -94,16 +94,19 @@ class Executor:
             return "busy"
         if not await self.presence.claim(step.target, call.id, step.ring_timeout_s + 30):
             return "busy"  # another call (maybe another instance) is ringing or talking to them
-        leg = f"{call.id}-{len(outcome.steps) + 1}"
+        leg = f"{call.id}-{len(outcome.steps) + 1}-{time.monotonic_ns() % 10**6}"
         bridged = False
         try:
             await self._let_caller_wait(call, policy)
             call.watch(leg)  # subscribe before we act: the leg's first events must reach us
-            await call.ari.create_channel(
-                endpoint, channel_id=leg, app_args=f"leg,{call.id}", originator=call.id,
-                variables={"CALLERID(num)": profile.number or "anonymous",
-                           "CALLERID(name)": profile.number or "anonymous"})
-            await call.ari.dial(leg, step.ring_timeout_s, caller=call.id)
+            try:
+                await call.ari.create_channel(
+                    endpoint, channel_id=leg, app_args=f"leg,{call.id}", originator=call.id,
+                    variables={"CALLERID(num)": profile.number or "anonymous",
+                               "CALLERID(name)": profile.number or "anonymous"})
+                await call.ari.dial(leg, step.ring_timeout_s, caller=call.id)
+            except ChannelGone:  # the leg failed at once (unreachable phone): not the caller
+                return "unavailable"
             result = await self._dial_result(call, leg, step.ring_timeout_s + 10)
             if result != "answered":
                 return result

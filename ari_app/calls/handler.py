@@ -35,9 +35,14 @@ class CallRouting:
         try:
             await self.executor.run(call, routed.decision.route, routed.snapshot.policy,
                                     routed.profile, outcome)
-        except (CallEnded, ChannelGone, NotInStasis):
-            if outcome.result in ("unknown",):
-                outcome.result = "caller_hung_up"
+        except (CallEnded, ChannelGone, NotInStasis) as e:
+            if isinstance(e, CallEnded) or call.hung_up:
+                if outcome.result == "unknown":
+                    outcome.result = "caller_hung_up"
+            else:  # a channel vanished under us, but the caller is still ours: never strand them
+                log.warning("call %s: %s in step %s; handing it to the dialplan", call.id, e, call.step)
+                outcome.result = "dialplan"
+                await leave_to_dialplan(call, "caseline_lost_channel")
         except asyncio.CancelledError:
             outcome.result = "interrupted"
             raise

@@ -30,6 +30,13 @@ def free_udp_port(ip: str) -> int:
         return s.getsockname()[1]
 
 
+def udp_bound(ip: str, port: int) -> bool:
+    """Is a UDP socket bound to ip:port? (/proc/net/udp: little-endian hex address.)"""
+    wanted = f"{socket.inet_aton(ip)[::-1].hex().upper()}:{port:04X}"
+    with open("/proc/net/udp") as table:
+        return any(line.split()[1] == wanted for line in table.readlines()[1:])
+
+
 def read_events(log: Path) -> list[tuple[str, str]]:
     """Lines "<number> <event>" from a SIPp -trace_logs file."""
     if not log.exists():
@@ -65,6 +72,7 @@ class Phone:
 
     def start(self, ip: str | None = None, port: int | None = None) -> Phone:
         ip, port = (ip, port) if ip else PHONES[self.name]
+        self.address = (ip, port)
         xml = self.workdir / f"phone-{self.name}.xml"
         xml.write_text(self.scenario())
         self.process = subprocess.Popen(
@@ -73,6 +81,18 @@ class Phone:
              "-error_file", str(self.workdir / f"phone-{self.name}.errors")],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             cwd=self.workdir, start_new_session=True)
+        return self.wait_ready()
+
+    def wait_ready(self, timeout: float = 5) -> Phone:
+        """Until SIPp has bound its UDP port (seen in /proc/net/udp, without touching it)."""
+        ip, port = self.address
+        deadline = time.monotonic() + timeout
+        while not udp_bound(ip, port):
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"SIPp phone {self.name} exited: see {self.workdir}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"SIPp phone {self.name} did not bind {ip}:{port}")
+            time.sleep(0.02)
         return self
 
     def stop(self) -> None:

@@ -130,7 +130,7 @@ async def test_caller_goes_straight_to_the_case_holder(asterisk, front, phones, 
 
     assert events == [(number, "answered"), (number, "hung_up")]
     assert answered_by(phones, number) == ["mgr1"]
-    (raw, call_id), = route.calls
+    [(raw, call_id)] = route.calls
     assert raw == number  # agi_callerid as the trunk sent it
     rows = asterisk.cdr_rows(number)
     assert any(row[7] == "Dial" and row[8].startswith("PJSIP/mgr1,10") for row in rows), rows
@@ -144,7 +144,7 @@ async def test_busy_manager_steps_down_to_the_operators(asterisk, front, phones,
     start_phones(phones, tmp_path, mgr1="busy", op1="answer", op2="answer")
     number = new_number()
 
-    run = await sipp.place_calls(tmp_path, [number], hold_ms=1000, service=SERVICE)
+    run = await sipp.place_calls(tmp_path, [number], hold_ms=3000, service=SERVICE)
     events = await run.wait(timeout=30)
 
     assert events == [(number, "answered"), (number, "hung_up")]
@@ -159,7 +159,7 @@ async def test_slow_decision_falls_back_to_the_operators_within_the_bound(asteri
     number = new_number()
 
     started = time.monotonic()
-    run = await sipp.place_calls(tmp_path, [number], hold_ms=500, service=SERVICE)
+    run = await sipp.place_calls(tmp_path, [number], hold_ms=3000, service=SERVICE)
     elapsed = await operator_answer_after(phones, number, started)
     await run.wait(timeout=30)
 
@@ -174,7 +174,7 @@ async def test_without_the_agi_server_calls_still_reach_the_operators(asterisk, 
     number = new_number()
 
     started = time.monotonic()
-    run = await sipp.place_calls(tmp_path, [number], hold_ms=500, service=SERVICE)
+    run = await sipp.place_calls(tmp_path, [number], hold_ms=3000, service=SERVICE)
     elapsed = await operator_answer_after(phones, number, started)
     events = await run.wait(timeout=30)
 
@@ -190,7 +190,7 @@ async def test_dialplan_refuses_a_target_outside_its_whitelist(asterisk, front, 
     start_phones(phones, tmp_path, mgr1="answer", op1="answer", op2="answer")
     number = new_number()
 
-    run = await sipp.place_calls(tmp_path, [number], hold_ms=500, service=SERVICE)
+    run = await sipp.place_calls(tmp_path, [number], hold_ms=3000, service=SERVICE)
     await run.wait(timeout=30)
 
     assert phones["mgr1"].calls_from(number) == []

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from redis.asyncio import Redis
 
-from tests.redis_server import RedisServer, RedisUnavailable
+from labkit.redis_server import RedisServer, RedisUnavailable
 
 
 @pytest.fixture(scope="session")

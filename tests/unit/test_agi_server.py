@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -110,10 +111,8 @@ class FakeAsterisk:
 
     async def close(self) -> None:
         self.writer.close()
-        try:
+        with contextlib.suppress(ConnectionError):
             await self.writer.wait_closed()
-        except ConnectionError:
-            pass
 
 
 @pytest.fixture
@@ -471,10 +470,8 @@ async def test_connections_over_the_limit_are_refused(start, asterisk):
     async with asyncio.timeout(READ_TIMEOUT):
         await entered.wait()
     second = await asterisk(server.port)
-    try:
+    with contextlib.suppress(ConnectionResetError):  # refused with a reset: just as good
         assert await second.eof() == b""
-    except ConnectionResetError:
-        pass  # refused with a reset: just as good
     await server.close()
     assert sessions(server, "rejected") == 1
 

@@ -266,6 +266,7 @@ async def test_reload_installs_and_reports_asterisks_answer(fake_ami, folders):
     assert not (etc / "README.txt").exists()
     assert not [p for p in etc.iterdir() if p.name.startswith(".")]  # no temp files left
     assert server.names()[:2] == ["Login", "Reload"]  # then a Logoff, not awaited
+    assert result.summary() == "dialplan reloaded: Module Reloaded (extensions.conf, extra.conf)"
     assert server.actions[0]["Events"] == "off"
     assert server.actions[1]["Module"] == "pbx_config"
 
@@ -345,6 +346,8 @@ async def test_a_dialplan_with_problems_is_never_installed(fake_ami, folders):
     result = await reload_dialplan(settings(server.port), source, etc)
     assert not result.ok and "nothing installed" in result.error
     assert "extra.conf:1: malformed context header (expected [name])" in result.problems
+    assert result.summary().startswith("dialplan NOT reloaded: dialplan check failed")
+    assert "\n  extra.conf:1: malformed context header" in result.summary()
     assert snapshot(etc) == before
     assert server.actions == []  # Asterisk was not even asked
 
@@ -354,10 +357,7 @@ async def test_configuration_mistakes_change_nothing(folders, case):
     source, etc = folders
     before = snapshot(etc)
     target_settings = settings(closed_port(), secret="" if case == "no_secret" else SECRET)
-    if case == "no_install_dir":
-        etc_arg = etc / "missing"
-    else:
-        etc_arg = etc
+    etc_arg = etc / "missing" if case == "no_install_dir" else etc
     if case == "no_source":
         source = source / "missing"
     elif case == "empty_source":

@@ -19,7 +19,7 @@ from ari_app.history.store import (
     encode_contact,
     redis_client,
 )
-from tests.redis_server import free_port
+from labkit.redis_server import free_port
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 NUMBER = "+79161234567"
