@@ -10,6 +10,7 @@ from pathlib import Path
 
 import aiohttp
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from .ari.http import HttpAri
 from .calls.app import Call, StasisApp
@@ -26,6 +27,13 @@ from .crm.service import CrmService
 from .history.store import RedisHistoryStore, redis_client
 from .routing import LiveConfig, Router
 from .settings import Settings, load_settings
+from .calls.observer import CallObserver
+from .core.numbers import normalize
+from .ops.ami import ami_ready
+from .ops.api import OpsServer, create_app
+from .ops.logs import configure_json_logging
+from .ops.metrics import Metrics
+from agi.server import AgiServer
 
 log = logging.getLogger("caseline")
 
@@ -42,8 +50,7 @@ def managers_by_endpoint(config: LiveConfig) -> dict[str, str]:
 
 async def run_forever(config_dir: Path, *, greet: bool = False) -> int:
     settings = load_settings(config_dir)
-    logging.basicConfig(level=settings.logging.level,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_json_logging(settings.logging.level, mask_numbers=settings.logging.mask_numbers)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -56,6 +63,8 @@ async def run_forever(config_dir: Path, *, greet: bool = False) -> int:
             app = StasisApp(ari, make_greeter(settings.calls.greeting))
         else:
             app = await build_routing_app(settings, config_dir, ari, stack, loop)
+            log.info("routing: ARI app %r, FastAGI %s:%d, ops API %s:%d", settings.ari.app,
+                     settings.agi.host, settings.agi.port, settings.ops.host, settings.ops.port)
         runner = asyncio.create_task(app.run(), name="stasis-app")
         stopper = asyncio.create_task(stop.wait(), name="stop-signal")
         done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -79,13 +88,19 @@ class Core:
     router: Router
 
 
-async def build_core(settings: Settings, config_dir: Path, stack: AsyncExitStack) -> Core:
+async def build_core(settings: Settings, config_dir: Path, stack: AsyncExitStack,
+                     metrics: Metrics | None = None) -> Core:
     redis = redis_client(settings.redis.url)
     stack.push_async_callback(redis.aclose)
     history = RedisHistoryStore.from_settings(redis, settings.history)
     session = await stack.enter_async_context(aiohttp.ClientSession())
     crm_client = build_crm(settings.crm, config_dir, session)
-    crm = CrmService.from_settings(settings.crm, crm_client) if crm_client else None
+
+    def on_crm(status: str, seconds: float) -> None:
+        if metrics is not None:
+            metrics.crm(seconds, None if status in ("ok", "unknown", "skipped") else status)
+
+    crm = CrmService.from_settings(settings.crm, crm_client, on_result=on_crm) if crm_client else None
     config = LiveConfig(config_dir / settings.routing_file,
                         config_dir / settings.legal_entities_file, crm)
     await asyncio.to_thread(load_region_names)  # ~0.6 s once, off the event loop
@@ -99,17 +114,93 @@ async def build_core(settings: Settings, config_dir: Path, stack: AsyncExitStack
 
 async def build_routing_app(settings: Settings, config_dir: Path, ari: HttpAri,
                             stack: AsyncExitStack, loop: asyncio.AbstractEventLoop) -> StasisApp:
-    core = await build_core(settings, config_dir, stack)
+    metrics = Metrics()
+    core = await build_core(settings, config_dir, stack, metrics)
     loop.add_signal_handler(signal.SIGHUP, core.config.try_reload)
     recorder = OutcomeRecorder(core.redis, core.history, max_entries=settings.decision_log_max,
                                mask_numbers=settings.logging.mask_numbers)
-    handler = CallRouting(core.router, Executor(RedisPresence(core.redis)), recorder)
+    observer = CallObserver(metrics)
+    handler = CallRouting(core.router, Executor(RedisPresence(core.redis)), recorder,
+                          on_decided=observer.decided, on_finished=observer.finished)
 
     async def on_call_error(call: Call, error: BaseException) -> None:
+        metrics.fallback("internal_error")
         await leave_to_dialplan(call, f"caseline_error:{type(error).__name__}")
+
+    app = StasisApp(ari, handler, on_call_error=on_call_error,
+                    on_reconnect=metrics.ari_reconnects.inc)
+    observer.app = app
 
     cdr = CdrListener(settings.ami, core.history, lambda: managers_by_endpoint(core.config),
                       settings.numbers.default_region)
     await cdr.start()
     stack.callback(cdr.close)
-    return StasisApp(ari, handler, on_call_error=on_call_error)
+
+    agi = AgiServer(agi_route(core.router), agi_endpoint_of(core.config), settings.agi.host,
+                    settings.agi.port, metrics=metrics, reuse_port=True)
+    await agi.start()
+    stack.push_async_callback(agi.close, 2.0)
+
+    ops = OpsServer(create_app(
+        token=settings.ops_token, metrics=metrics,
+        checks={"ari": ari_check(app), "redis": redis_check(core.redis),
+                "ami": lambda: ami_ready(settings.ami)},
+        reload=reload_hook(core.config), live_calls=observer.live_calls,
+        invalidate=invalidate_hook(core.crm, settings.numbers.default_region)),
+        settings.ops.host, settings.ops.port, reuse_port=True)
+    await ops.start()
+    stack.push_async_callback(ops.close)
+    return app
+
+
+def agi_route(router: Router):
+    async def route(raw_caller_id: str | None, call_id: str):
+        routed = await router.route(raw_caller_id, call_id)
+        return routed.profile, routed.decision
+    return route
+
+
+def agi_endpoint_of(config: LiveConfig):
+    def endpoint_of(person_id: str) -> str | None:
+        try:
+            return config.current.policy.endpoint_of(person_id)
+        except KeyError:
+            return None
+    return endpoint_of
+
+
+def ari_check(app: StasisApp):
+    async def check() -> bool:
+        return app.connected.is_set()
+    return check
+
+
+def redis_check(redis: Redis):
+    async def check() -> bool:
+        try:
+            return bool(await redis.ping())
+        except (RedisError, OSError):
+            return False
+    return check
+
+
+def reload_hook(config: LiveConfig):
+    async def reload() -> dict[str, object]:
+        error = await asyncio.to_thread(config.try_reload)
+        return {"ok": error is None, "error": error}
+    return reload
+
+
+def invalidate_hook(crm: CrmService | None, region: str):
+    async def invalidate(number: str | None) -> dict[str, object]:
+        if crm is None:
+            return {"ok": True, "invalidated": 0}
+        if number is None:
+            crm.invalidate_all()
+            return {"ok": True, "invalidated": "all"}
+        normalized = normalize(number, region)
+        if normalized is None:
+            return {"ok": False, "error": "not a phone number"}
+        crm.invalidate(normalized)
+        return {"ok": True, "invalidated": normalized}
+    return invalidate

@@ -190,8 +190,10 @@ def create_app(*, token: SecretStr | str | None, metrics: Metrics, checks: Mappi
 class OpsServer:
     """The API on a TCP port: `await OpsServer(app, port=0).start()`, then `.port`."""
 
-    def __init__(self, app: web.Application, host: str = "127.0.0.1", port: int = 8090) -> None:
+    def __init__(self, app: web.Application, host: str = "127.0.0.1", port: int = 8090,
+                 *, reuse_port: bool = False) -> None:
         self.app = app
+        self.reuse_port = reuse_port
         self.host = host
         self._port = port
         self._runner: web.AppRunner | None = None
@@ -206,7 +208,7 @@ class OpsServer:
         # access_log=None: our logs are JSON lines; aiohttp's access lines are not.
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self._port)
+        site = web.TCPSite(self._runner, self.host, self._port, reuse_port=self.reuse_port)
         try:
             await site.start()
         except BaseException:

@@ -1,0 +1,221 @@
+"""The FastAGI front: the same decision as the ARI app, written into channel variables.
+
+Why not panoramisk.fast_agi: its handler reads the environment with an unbounded loop
+(EOF before the blank line spins forever), has no timeouts, and swallows BaseException
+(including cancellation). This server is small and bounded instead:
+
+- one task per connection, created and tracked synchronously, so `close()` owns them all;
+- the environment must arrive within `header_timeout` (64 lines, 1 KB each at most);
+- `route()` is bounded by `route_timeout`; a timeout or a bug sets the fallback
+  (operators) and the session still answers;
+- every command's answer is bounded by `command_timeout`; HANGUP, 511 and EOF end the
+  session quietly; the socket is closed in `finally`.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from ari_app.core.models import CallerProfile, Decision
+
+from .protocol import (
+    MAX_LINE_BYTES, MAX_RESPONSE_LINE_BYTES, AgiConnectionClosed, AgiDeadChannel, AgiError,
+    AgiHangup, AgiProtocolError, AgiResponse, HeaderParser, ResponseParser, decode_line,
+    script_name,
+)
+from .variables import (
+    decision_variables, fallback_variables, sanitize_call_id, sanitize_caller_id,
+    set_variable_command,
+)
+
+if TYPE_CHECKING:
+    from ari_app.ops.metrics import Metrics
+
+log = logging.getLogger("caseline.agi")
+
+Route = Callable[[str | None, str], Awaitable[tuple[CallerProfile, Decision]]]
+EndpointOf = Callable[[str], str | None]
+
+ROUTE_SCRIPT = "route"
+
+
+class AgiServer:
+    """`await AgiServer(route, endpoint_of).start()`; `.port` is the bound port (for port 0)."""
+
+    def __init__(self, route: Route, endpoint_of: EndpointOf, host: str = "127.0.0.1",
+                 port: int = 4573, *, metrics: Metrics | None = None,
+                 route_timeout: float = 2.0, header_timeout: float = 5.0,
+                 command_timeout: float = 2.0, max_sessions: int = 1024,
+                 reuse_port: bool = False) -> None:
+        self._route = route
+        self.reuse_port = reuse_port
+        self._endpoint_of = endpoint_of
+        self.host = host
+        self._port = port
+        self._metrics = metrics
+        self.route_timeout = route_timeout
+        self.header_timeout = header_timeout
+        self.command_timeout = command_timeout
+        self.max_sessions = max_sessions
+        self._server: asyncio.Server | None = None
+        self._sessions: set[asyncio.Task[None]] = set()
+        self._closing = False
+
+    @property
+    def port(self) -> int:
+        if self._server is None or not self._server.sockets:
+            return self._port
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def active_sessions(self) -> int:
+        return len(self._sessions)
+
+    async def start(self) -> None:
+        if self._server is not None:
+            raise RuntimeError("already started")
+        self._closing = False
+        # A plain (non-async) callback: the session task is created and tracked in the
+        # same step as the connection, so there is no window where close() cannot see it.
+        # reuse_port: during a rolling deploy old and new process both listen for a moment
+        self._server = await asyncio.start_server(
+            self._on_connect, self.host, self._port, limit=MAX_RESPONSE_LINE_BYTES,
+            reuse_port=self.reuse_port)
+        log.info("FastAGI listening on %s:%d", self.host, self.port)
+
+    async def close(self, grace_s: float = 0.0) -> None:
+        """Stop accepting; give running sessions `grace_s` to finish, then cancel them."""
+        self._closing = True
+        if self._server is not None:
+            self._server.close()
+        if grace_s > 0 and self._sessions:
+            await asyncio.wait(set(self._sessions), timeout=grace_s)
+        while self._sessions:
+            tasks = list(self._sessions)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    async def __aenter__(self) -> AgiServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- sessions ---------------------------------------------------------------------
+
+    def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._closing or len(self._sessions) >= self.max_sessions:
+            writer.transport.abort()
+            self._count("rejected")
+            return
+        task = asyncio.get_running_loop().create_task(self._run(reader, writer), name="agi-session")
+        self._sessions.add(task)
+        task.add_done_callback(self._sessions.discard)
+
+    async def _run(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        result = "error"
+        try:
+            result = await self._session(reader, writer)
+        except AgiProtocolError as e:
+            result = "bad_request"
+            log.info("FastAGI: closing a session that does not speak AGI: %s", e)
+        except (AgiHangup, AgiDeadChannel, AgiConnectionClosed, ConnectionError):
+            result = "hangup"  # the caller or Asterisk went away: nothing left to do
+        except TimeoutError:
+            result = "timeout"
+            log.warning("FastAGI: peer too slow, session closed")
+        except AgiError as e:  # 510/520: our command was wrong, a bug worth seeing
+            log.error("FastAGI: Asterisk refused a command: %s", type(e).__name__)
+        except Exception:
+            log.exception("FastAGI: session failed")
+        except asyncio.CancelledError:
+            result = "cancelled"  # server closing
+            raise
+        finally:
+            await _close(writer)
+            self._count(result)
+
+    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> str:
+        headers = await self._read_headers(reader)
+        script = script_name(headers)
+        if script != ROUTE_SCRIPT:
+            log.warning("FastAGI: unknown script requested")
+            await self._command(reader, writer, set_variable_command("CASELINE_STATUS", "unknown_script"))
+            return "unknown_script"
+        caller = sanitize_caller_id(headers.get("agi_callerid"))
+        call_id = sanitize_call_id(headers.get("agi_uniqueid")) or f"agi-{uuid.uuid4().hex}"
+        variables, result = await self._decide(caller, call_id)
+        for name, value in variables.items():
+            await self._command(reader, writer, set_variable_command(name, value))
+        return result
+
+    async def _decide(self, caller: str | None, call_id: str) -> tuple[dict[str, str], str]:
+        try:
+            async with asyncio.timeout(self.route_timeout):
+                profile, decision = await self._route(caller, call_id)
+            return decision_variables(profile, decision, self._endpoint_of), "ok"
+        except TimeoutError:
+            reason = "agi_route_timeout"
+            log.warning("FastAGI: no decision within %.1f s for call %s: fallback", self.route_timeout, call_id)
+        except Exception:  # a bug in route() or endpoint_of(): the caller still gets operators
+            reason = "agi_route_error"
+            log.exception("FastAGI: decision failed for call %s: fallback", call_id)
+        if self._metrics is not None:
+            self._metrics.fallback(reason)
+        return fallback_variables(), "fallback"
+
+    async def _read_headers(self, reader: asyncio.StreamReader) -> dict[str, str]:
+        parser = HeaderParser()
+        try:
+            async with asyncio.timeout(self.header_timeout):
+                while not parser.feed(await _read_line(reader, MAX_LINE_BYTES)):
+                    pass
+        except AgiConnectionClosed:
+            raise AgiProtocolError("environment truncated (EOF)") from None
+        return parser.headers
+
+    async def _command(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                       command: str) -> AgiResponse:
+        writer.write(command.encode("ascii") + b"\n")
+        parser = ResponseParser()
+        async with asyncio.timeout(self.command_timeout):
+            await writer.drain()
+            while True:
+                response = parser.feed(await _read_line(reader, MAX_RESPONSE_LINE_BYTES))
+                if response is not None:
+                    return response
+
+    def _count(self, result: str) -> None:
+        if self._metrics is not None:
+            self._metrics.agi_session(result)
+
+
+async def _read_line(reader: asyncio.StreamReader, limit: int) -> str:
+    try:
+        raw = await reader.readuntil(b"\n")
+    except asyncio.IncompleteReadError:
+        raise AgiConnectionClosed("EOF") from None
+    except asyncio.LimitOverrunError:
+        raise AgiProtocolError("line too long") from None
+    return decode_line(raw, limit)
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    """Close now; a peer that stops reading must not keep the socket (or us) waiting."""
+    writer.close()
+    try:
+        async with asyncio.timeout(1.0):
+            await writer.wait_closed()
+    except (TimeoutError, OSError):
+        writer.transport.abort()
+    except asyncio.CancelledError:
+        writer.transport.abort()
+        raise
