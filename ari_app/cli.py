@@ -31,6 +31,17 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("file", type=Path)
     imp.add_argument("--inbound-context", action="append", default=None,
                      help="dialplan contexts of inbound calls (default: inbound, operators)")
+    sub.add_parser("reload", help="reload routing config, directories and file CRM (ops API)")
+    crm = sub.add_parser("crm", help="CRM cache")
+    crm_sub = crm.add_subparsers(dest="crm_command", required=True)
+    inv = crm_sub.add_parser("invalidate", help="forget cached CRM answers (ops API)")
+    inv.add_argument("number", nargs="?")
+    inv.add_argument("--all", action="store_true")
+    dp = sub.add_parser("dialplan", help="dialplan")
+    dp_sub = dp.add_subparsers(dest="dialplan_command", required=True)
+    rel = dp_sub.add_parser("reload", help="check, install and reload dialplan/*.conf over AMI")
+    rel.add_argument("--source", type=Path, default=Path("dialplan"))
+    rel.add_argument("--install-dir", type=Path, default=Path("/etc/asterisk"))
     return p
 
 
@@ -129,8 +140,51 @@ async def history_command(args: argparse.Namespace) -> int:
     return 0 if report.bad == 0 else 1
 
 
+async def ops_request(args: argparse.Namespace, method: str, path: str,
+                      body: dict | None = None) -> int:
+    """A request to the running process's ops API, authenticated with CASELINE_OPS_TOKEN."""
+    import aiohttp
+
+    from .settings import load_settings
+
+    settings = load_settings(args.config)
+    url = f"http://{settings.ops.host}:{settings.ops.port}{path}"
+    headers = {"Authorization": f"Bearer {settings.ops_token.get_secret_value()}"}
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session:
+            async with session.request(method, url, json=body, headers=headers) as answer:
+                text = await answer.text()
+                print(text)
+                return 0 if answer.status < 400 else 1
+    except aiohttp.ClientError as e:
+        print(f"caseline: ops API at {url} not reachable: {type(e).__name__}", file=sys.stderr)
+        return 1
+
+
+async def reload_command(args: argparse.Namespace) -> int:
+    return await ops_request(args, "POST", "/reload")
+
+
+async def crm_command(args: argparse.Namespace) -> int:
+    if not args.all and not args.number:
+        print("caseline crm invalidate: give a NUMBER or --all", file=sys.stderr)
+        return 2
+    body = {"all": True} if args.all else {"number": args.number}
+    return await ops_request(args, "POST", "/crm/invalidate", body)
+
+
+async def dialplan_command(args: argparse.Namespace) -> int:
+    from .ops.dialplan_reload import reload_dialplan
+    from .settings import load_settings
+
+    result = await reload_dialplan(load_settings(args.config), args.source, args.install_dir)
+    print(result.summary())
+    return 0 if result.ok else 1
+
+
 COMMANDS = {"explain": explain_command, "calls": calls_command, "check": check_command,
-            "history": history_command}
+            "history": history_command, "reload": reload_command, "crm": crm_command,
+            "dialplan": dialplan_command}
 
 
 if __name__ == "__main__":

@@ -53,6 +53,11 @@ def read_yaml(path: Path) -> object:
         raise ConfigError(path, where, f"invalid YAML: {e.problem or e.context}") from None
     except (yaml.YAMLError, RecursionError) as e:
         raise ConfigError(path, "", f"invalid YAML: {type(e).__name__}") from None
+    except (ValueError, OverflowError, TypeError) as e:
+        # PyYAML's constructors raise these for scalars that match a YAML type but are
+        # out of range: `2025-13-45`, a UTC offset of +99:00, a 5000-digit integer.
+        reason = str(e).splitlines()[0][:100] if str(e) else type(e).__name__
+        raise ConfigError(path, "", f"invalid YAML value: {reason}") from None
 
 
 def validation_to_config_error(path: Path, error: ValidationError) -> ConfigError:

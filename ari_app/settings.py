@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -37,7 +38,22 @@ class AmiSettings(Strict):
 
 
 class RedisSettings(Strict):
-    url: str = "redis://127.0.0.1:6379/0"
+    url: str = "redis://127.0.0.1:6379/0"  # may carry a password (redis://:pw@host): never shown
+
+    def __repr_args__(self):  # type: ignore[no-untyped-def]  # repr() and str() of Settings
+        for name, value in super().__repr_args__():
+            yield name, (_hide_password(value) if name == "url" else value)
+
+
+def _hide_password(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    except ValueError:
+        return "***"
 
 
 class CallSettings(Strict):

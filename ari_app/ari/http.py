@@ -59,7 +59,7 @@ class HttpAri:
                                              json=body) as answer:
                 text = await answer.text()
                 if answer.status >= 400:
-                    raise _error(answer.status, text)
+                    raise _error(answer.status, f"{method} {path.split('?')[0]}: " + _message(text))
                 if not text:
                     return None
                 return json.loads(text)
@@ -198,11 +198,14 @@ class HttpAri:
         return dict(await self._request("GET", "/asterisk/info") or {})
 
 
-def _error(status: int, body: str) -> AriError:
+def _message(body: str) -> str:
     try:
-        message = str(json.loads(body).get("message", ""))[:200]
+        return str(json.loads(body).get("message", ""))[:200]
     except (ValueError, AttributeError):
-        message = body[:200]
+        return body[:200]
+
+
+def _error(status: int, message: str) -> AriError:
     if status == 404:
         return ChannelGone(status, message)
     if status in (409, 422) and "stasis" in message.lower():

@@ -11,7 +11,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from ..ari.interface import AriError, ChannelGone
+from ..ari.interface import AriError, ChannelGone, NotInStasis
 from ..core.decide import route_for_target
 from ..core.models import CallerProfile, RouteStep, StepKind
 from ..policy.models import IvrMenu, Policy
@@ -24,7 +24,8 @@ OPERATORS_CONTEXT = "operators"  # dialplan/extensions.conf
 VOICEMAIL_CONTEXT = "caseline-voicemail"
 MAX_TALK_S = 4 * 3600  # a bridged call longer than this is a stuck channel
 PLAYBACK_LIMIT_S = 120
-MAX_IVR_DEPTH = 3  # an IVR option leading to an IVR leading to an IVR: stop there
+MAX_IVR_DEPTH = 3
+LEG_START_TIMEOUT_S = 5.0  # an IVR option leading to an IVR leading to an IVR: stop there
 
 # Asterisk's DIALSTATUS -> how the route continues
 _DIAL_RESULT = {"BUSY": "busy", "NOANSWER": "no_answer", "CHANUNAVAIL": "unavailable",
@@ -104,8 +105,12 @@ class Executor:
                     endpoint, channel_id=leg, app_args=f"leg,{call.id}", originator=call.id,
                     variables={"CALLERID(num)": profile.number or "anonymous",
                                "CALLERID(name)": profile.number or "anonymous"})
+                # /channels/create answers before the channel is in our app: dialling it
+                # earlier gets 409 "not in Stasis", so wait for its StasisStart.
+                await call.wait_for(lambda e: e.get("type") == "StasisStart"
+                                    and channel_of(e) == leg, LEG_START_TIMEOUT_S)
                 await call.ari.dial(leg, step.ring_timeout_s, caller=call.id)
-            except ChannelGone:  # the leg failed at once (unreachable phone): not the caller
+            except (ChannelGone, NotInStasis, TimeoutError):  # the leg failed, not the caller
                 return "unavailable"
             result = await self._dial_result(call, leg, step.ring_timeout_s + 10)
             if result != "answered":

@@ -53,7 +53,7 @@ def check_webhook_url(url: str) -> str:
 def _int_id(field: str, v: Any) -> int:
     if isinstance(v, int) and not isinstance(v, bool):
         return v
-    if isinstance(v, str) and v.isdigit():
+    if isinstance(v, str) and v.isascii() and v.isdigit() and len(v) <= 19:  # not "²", not 5000 digits
         return int(v)
     raise CrmBadAnswer(f"{SEARCH}: {field}: expected an id, got {type(v).__name__}")
 
@@ -216,7 +216,7 @@ class Bitrix24Crm:
 
     def _kind(self, deal: dict[str, Any]) -> str:
         cat = _scalar(deal.get("CATEGORY_ID"))
-        cat_id = int(cat) if cat and cat.isdigit() else 0
+        cat_id = int(cat) if cat and cat.isascii() and cat.isdigit() and len(cat) <= 19 else 0
         if cat_id in self._s.claim_categories:
             return "claim"
         if cat_id in self._s.order_categories:

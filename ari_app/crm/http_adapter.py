@@ -7,6 +7,7 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 
 from ari_app.core.models import CrmRecord
+from ari_app.core.numbers import require_e164
 
 from . import _http
 from .base import CrmBadAnswer, CrmErrorAnswer, CrmUnavailable
@@ -107,7 +108,9 @@ class HttpCrm:
         return f"HttpCrm({parts.scheme}://{parts.netloc})"
 
     def url_for(self, number: str) -> str:
-        return self._settings.url_template.replace("{number}", quote(number, safe=""))
+        # Strict E.164 only (ValueError otherwise): quoting alone lets "." and ".." through,
+        # which the URL library then resolves as path segments (/clients/.. -> /).
+        return self._settings.url_template.replace("{number}", quote(require_e164(number), safe=""))
 
     async def lookup(self, number: str) -> CrmRecord | None:
         status, body = await _http.request(

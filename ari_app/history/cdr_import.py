@@ -39,6 +39,7 @@ class CdrReport:
     outbound: int = 0
     skipped: int = 0  # well-formed, but not a call between a client and a manager
     bad: int = 0
+    merged: int = 0  # further legs of a call already counted (same uniqueid): rows add up
     written: int = 0  # stored (calls older than the retention are not)
     problems: list[tuple[int, str]] = field(default_factory=list)  # (line, reason)
 
@@ -144,6 +145,7 @@ def parse_cdr_rows(
         if pending and uid and pending[0] == uid and pending[1] == number \
                 and pending[2].direction is contact.direction:
             pending = (uid, number, _merge(pending[2], contact))
+            report.merged += 1
             continue
         if pending:
             yield _count(report, pending)

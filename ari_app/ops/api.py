@@ -145,7 +145,9 @@ async def _call(request: web.Request) -> web.Response:
 async def _crm_invalidate(request: web.Request) -> web.Response:
     try:
         body = await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, LookupError, RecursionError):
+        # ValueError: bad JSON or bytes; LookupError: an unknown `charset=` in Content-Type;
+        # RecursionError: `[[[[...` nested deeper than the decoder goes (fits in MAX_BODY).
         return _json({"error": "body is not valid JSON"}, 400)
     if not isinstance(body, dict):
         return _json({"error": 'expected {"number": "..."} or {"all": true}'}, 400)
@@ -162,7 +164,11 @@ async def _crm_invalidate(request: web.Request) -> web.Response:
     except Exception:
         log.exception("CRM cache invalidation failed")
         return _json({"ok": False, "error": "internal error"}, 500)
-    invalidated = result if isinstance(result, int) and not isinstance(result, bool) else None
+    if isinstance(result, Mapping):  # the wiring's hook answers {"ok", "error", "invalidated"}
+        if not result.get("ok", True):
+            return _json({"ok": False, "error": str(result.get("error") or "refused")[:200]}, 400)
+        result = result.get("invalidated")
+    invalidated = result if isinstance(result, int | str) and not isinstance(result, bool) else None
     return _json({"ok": True, "all": target is None, "invalidated": invalidated})
 
 

@@ -34,6 +34,16 @@ _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 # Numbers inside free text: "+" then digits with the separators people write.
 _PLUS_NUMBER_RE = re.compile(r"\+\d[\d ()-]{5,}\d", re.ASCII)
 _DIGITS_RE = re.compile(r"\D", re.ASCII)
+# Credentials inside free text: an HTTP library's error about a malformed request quotes the
+# offending header line ("Authorization: Bearer <token>\rX") or value ("Bearer <token>...").
+_CREDENTIAL_RE = re.compile(
+    r"(?i)\b((?:proxy-)?authorization|cookie|x-api-key)(\s*[:=]\s*)[^\r\n'\"\\]*"
+    r"|\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
+
+
+def redact_credentials(text: str) -> str:
+    return _CREDENTIAL_RE.sub(
+        lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}" if m.group(1) else f"{m.group(3)} {REDACTED}", text)
 
 _settings = {"mask_numbers": True}
 
@@ -148,14 +158,14 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "msg": clean_text(record.getMessage(), 2000),
+            "msg": clean_text(redact_credentials(record.getMessage()), 2000),
         }
         fields = getattr(record, "caseline", None)
         if isinstance(fields, Mapping):
             data.update(fields)
         if record.exc_info:
             # Kept multi-line inside the JSON string (json escapes the newlines).
-            text = self.formatException(record.exc_info)[-8000:]
+            text = redact_credentials(self.formatException(record.exc_info))[-8000:]
             if _settings["mask_numbers"]:
                 text = _PLUS_NUMBER_RE.sub(lambda m: mask_number(m.group(0), mask=True) or "", text)
             data["exc"] = text
