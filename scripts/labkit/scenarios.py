@@ -110,6 +110,38 @@ def caller(hold_ms: int) -> str:
 """
 
 
+def _info_dtmf(digit: str, cseq: int) -> str:
+    return f"""  <send><![CDATA[
+      INFO [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [last_From:]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: {cseq} INFO
+      Contact: <sip:caller@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Type: application/dtmf-relay
+      Content-Length: [len]
+
+      Signal={digit}
+      Duration=160
+    ]]></send>
+  <recv response="200"/>
+  <pause milliseconds="300"/>
+"""
+
+
+def ivr_caller(digits: str, after_answer_ms: int, hold_ms: int) -> str:
+    """A client who, `after_answer_ms` after being answered, presses `digits` (SIP INFO
+    DTMF: the trunk's dtmf_mode=auto_info accepts it), then behaves like `caller`."""
+    xml = caller(hold_ms)
+    presses = f'  <pause milliseconds="{after_answer_ms}"/>\n' + "".join(
+        _info_dtmf(d, 2 + i) for i, d in enumerate(digits))
+    marker = '  <recv request="BYE" timeout='
+    xml = xml.replace(marker, presses + marker, 1)
+    return xml.replace("CSeq: 2 BYE", f"CSeq: {2 + len(digits)} BYE")
+
+
 def early_hangup_caller(after_ring_ms: int) -> str:
     """A client who hangs up (CANCEL) `after_ring_ms` after hearing ringing, before any answer.
 

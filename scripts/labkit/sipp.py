@@ -139,9 +139,11 @@ _runs = 0
 async def place_calls(workdir: Path, numbers: Iterable[str], *, hold_ms: int = 2000,
                       rate: float = 10, cancel_after_ring_ms: int | None = None,
                       service: str = "100", timeout_s: int = 60,
-                      from_phone: str | None = None) -> CallerRun:
+                      from_phone: str | None = None,
+                      dtmf: tuple[str, int] | None = None) -> CallerRun:
     """Start SIPp calling from each number (one call each); returns at once.
 
+    `dtmf=("0", 7000)` presses 0 seven seconds after the answer (SIP INFO).
     `from_phone="mgr2"` places the calls from that lab phone's address instead of the trunk's
     (Asterisk identifies the phone by address): a manager calling `service`, a client number.
     """
@@ -154,8 +156,12 @@ async def place_calls(workdir: Path, numbers: Iterable[str], *, hold_ms: int = 2
     # -inf CSV: SEQUENTIAL, ';' separated; numbers with ';' are not representable here.
     inf.write_text("SEQUENTIAL\n" + "".join(f"{n};Client\n" for n in numbers))
     xml = workdir / f"{name}.xml"
-    xml.write_text(scenarios.early_hangup_caller(cancel_after_ring_ms)
-                   if cancel_after_ring_ms is not None else scenarios.caller(hold_ms))
+    if cancel_after_ring_ms is not None:
+        xml.write_text(scenarios.early_hangup_caller(cancel_after_ring_ms))
+    elif dtmf is not None:  # (digits, ms after answer)
+        xml.write_text(scenarios.ivr_caller(dtmf[0], dtmf[1], hold_ms))
+    else:
+        xml.write_text(scenarios.caller(hold_ms))
     process = await asyncio.create_subprocess_exec(
         "sipp", ASTERISK, "-sf", str(xml), "-inf", str(inf), "-s", service,
         "-i", source_ip, "-p", str(free_udp_port(source_ip)), "-mi", source_ip,

@@ -78,7 +78,7 @@ async def test_reload_installs_and_asterisk_runs_the_new_dialplan(lab_dialplan, 
 
     assert result.ok, result
     assert result.message == "Module Reloaded" and result.attempts == 1
-    assert set(result.installed) == {"extensions.conf", "caseline-agi.conf"}
+    assert set(result.installed) == {p.name for p in source.glob("*.conf")}
     assert installed(lab_dialplan)["caseline-agi.conf"] == (source / "caseline-agi.conf").read_bytes()
     assert marker in await running(PROBE)
     # the rest of the dialplan is still there

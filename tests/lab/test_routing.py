@@ -95,3 +95,33 @@ async def test_caller_hanging_up_stops_the_managers_phone_at_once(routing, phone
     await sipp.wait_for_event(phones["mgr1"], VIP_A_MGR1, "cancelled", timeout=3)
     [entry] = await wait_decision(routing, 1)
     assert entry["outcome"] == "caller_hung_up"
+
+
+C_CLIENT = "+79265554433"  # C-1005: category C -> intro recording, then the IVR menu
+
+
+async def test_a_c_client_hears_the_menu_and_presses_0_for_an_operator(routing, phones, tmp_path):
+    start_phones(phones, tmp_path, op1="answer", op2="answer", mgr2="answer")
+    # the intro (demo-thanks) lasts 5.5 s; the digit comes during the menu prompt
+    run = await sipp.place_calls(tmp_path, [C_CLIENT], hold_ms=1000, dtmf=("0", 7500))
+    assert await run.wait() == [(C_CLIENT, "answered"), (C_CLIENT, "hung_up")]
+
+    answered = [n for n in ("op1", "op2") if "answered" in phones[n].calls_from(C_CLIENT)]
+    assert len(answered) == 1 and phones["mgr2"].events() == []
+    [entry] = await wait_decision(routing, 1)
+    assert entry["service"] == "self_service"  # C defence: recording first, operator on request
+    assert entry["steps"] == "playback:demo-thanks > ivr:main > ivr:main:0 > queue:operators"
+
+
+@pytest.mark.routing(defaults__ringback="moh")
+async def test_music_on_hold_while_the_manager_rings_then_bridge(routing, phones, tmp_path):
+    start_phones(phones, tmp_path, mgr1="answer:1500")
+    run = await sipp.place_calls(tmp_path, [VIP_A_MGR1], hold_ms=4000)
+    assert await run.wait() == [(VIP_A_MGR1, "answered"), (VIP_A_MGR1, "hung_up")]
+
+    await sipp.wait_for_event(phones["mgr1"], VIP_A_MGR1, "bye")
+    [entry] = await wait_decision(routing, 1)
+    assert entry["answered_by"] == "mgr1"
+    # with music the caller is answered at once (SIPp saw 200 before the manager's phone
+    # did), so the manager talked for less than the caller's 4 s
+    assert 1 <= int(entry["talk_s"]) <= 3
