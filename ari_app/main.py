@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -19,6 +20,7 @@ from .calls.execute import Executor, leave_to_dialplan
 from .calls.greet import make_greeter
 from .calls.handler import CallRouting
 from .calls.outcomes import OutcomeRecorder
+from .calls.pending_writes import PendingWrites
 from .calls.presence import RedisPresence
 from .core.clock import SystemClock
 from .core.environment import load_region_names
@@ -117,8 +119,14 @@ async def build_routing_app(settings: Settings, config_dir: Path, ari: HttpAri,
     metrics = Metrics()
     core = await build_core(settings, config_dir, stack, metrics)
     loop.add_signal_handler(signal.SIGHUP, core.config.try_reload)
+    dropped = Counter("caseline_redis_writes_dropped_total",
+                      "Outcome writes dropped after a Redis outage longer than the buffer",
+                      registry=metrics.registry)
+    pending = PendingWrites(on_dropped=dropped.inc)
+    retry = asyncio.create_task(pending.run(), name="pending-writes")
+    stack.callback(retry.cancel)
     recorder = OutcomeRecorder(core.redis, core.history, max_entries=settings.decision_log_max,
-                               mask_numbers=settings.logging.mask_numbers)
+                               pending=pending, mask_numbers=settings.logging.mask_numbers)
     observer = CallObserver(metrics)
     handler = CallRouting(core.router, Executor(RedisPresence(core.redis)), recorder,
                           on_decided=observer.decided, on_finished=observer.finished)
@@ -132,7 +140,7 @@ async def build_routing_app(settings: Settings, config_dir: Path, ari: HttpAri,
     observer.app = app
 
     cdr = CdrListener(settings.ami, core.history, lambda: managers_by_endpoint(core.config),
-                      settings.numbers.default_region)
+                      settings.numbers.default_region, pending)
     await cdr.start()
     stack.callback(cdr.close)
 

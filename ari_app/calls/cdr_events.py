@@ -21,6 +21,7 @@ from panoramisk import Manager
 from ..history.cdr_import import parse_cdr_rows
 from ..history.store import HistoryStore
 from ..settings import AmiSettings
+from .pending_writes import PendingWrites
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +48,11 @@ def cdr_event_to_csv(event: Mapping[str, str], received: datetime) -> str:
 
 class CdrListener:
     def __init__(self, settings: AmiSettings, history: HistoryStore,
-                 managers: Callable[[], Mapping[str, str]], default_region: str) -> None:
+                 managers: Callable[[], Mapping[str, str]], default_region: str,
+                 pending: PendingWrites) -> None:
         self.settings = settings
         self.history = history
+        self.pending = pending
         self.managers = managers  # endpoint resource -> manager id, from the live policy
         self.default_region = default_region
         self.manager: Manager | None = None
@@ -82,7 +85,8 @@ class CdrListener:
         for number, contact in parse_cdr_rows([line], managers=self.managers(),
                                               inbound_contexts=QUEUE_CONTEXTS,
                                               default_region=self.default_region):
-            await self.history.record(number, contact)
+            await self.pending.write(f"CDR of {event.get('UniqueID', '?')}",
+                                     lambda n=number, c=contact: self.history.record(n, c))
             written += 1
         self.recorded += written
         return written

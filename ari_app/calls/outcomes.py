@@ -3,18 +3,15 @@ capped decision log (a Redis stream) that `caseline calls --last N` reads."""
 from __future__ import annotations
 
 import json
-import logging
 from datetime import datetime
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from ..core.models import CallerProfile, Contact, Decision, Direction
 from ..core.numbers import mask
-from ..history.store import HistoryStore, HistoryUnavailable
+from ..history.store import HistoryStore
 from .execute import Outcome
-
-log = logging.getLogger(__name__)
+from .pending_writes import PendingWrites
 
 DECISION_LOG = "caseline:decisions"
 # Calls handed to the operators' queue are recorded from Asterisk's CDR (the queue knows who
@@ -50,10 +47,11 @@ def decision_entry(call_id: str, started: datetime, profile: CallerProfile, deci
 
 class OutcomeRecorder:
     def __init__(self, redis: Redis, history: HistoryStore, *, max_entries: int,
-                 mask_numbers: bool = True) -> None:
+                 pending: PendingWrites, mask_numbers: bool = True) -> None:
         self.redis = redis
         self.history = history
         self.max_entries = max_entries
+        self.pending = pending
         self.mask_numbers = mask_numbers
 
     async def record(self, call_id: str, started: datetime, profile: CallerProfile,
@@ -62,16 +60,13 @@ class OutcomeRecorder:
             answered = outcome.result == "answered"
             contact = Contact(started, Direction.INBOUND, answered,
                               outcome.answered_by if answered else None, outcome.talk_s)
-            try:
-                await self.history.record(profile.number, contact)
-            except (HistoryUnavailable, RedisError, OSError) as e:
-                log.error("history write lost for call %s: %s", call_id, type(e).__name__)
+            number = profile.number
+            await self.pending.write(f"history of call {call_id}",
+                                     lambda: self.history.record(number, contact))
         entry = decision_entry(call_id, started, profile, decision, outcome, decide_ms,
                                mask_numbers=self.mask_numbers)
-        try:
-            await self.redis.xadd(DECISION_LOG, entry, maxlen=self.max_entries, approximate=True)
-        except (RedisError, OSError) as e:
-            log.error("decision log write lost for call %s: %s", call_id, type(e).__name__)
+        await self.pending.write(f"decision log of call {call_id}", lambda: self.redis.xadd(
+            DECISION_LOG, entry, maxlen=self.max_entries, approximate=True))
 
 
 async def last_decisions(redis: Redis, count: int) -> list[dict[str, str]]:

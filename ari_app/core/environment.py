@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -53,20 +54,61 @@ def _zone_and_offset(parsed: phonenumbers.PhoneNumber, now: datetime) -> tuple[s
     """The number's zone and its offset at `now`. A Russian mobile maps to 16 zones (first is
     Asia/Almaty): guessing would make every Moscow mobile look like a night call, so several
     zones give a zone only when they all agree on the offset now."""
-    names = [z for z in _timezone.time_zones_for_number(parsed) if z != "Etc/Unknown"]
+    return _agreed_offset(_zone_names(parsed), now)
+
+
+def _zone_names(parsed: phonenumbers.PhoneNumber) -> tuple[str, ...]:
+    return tuple(z for z in _timezone.time_zones_for_number(parsed) if z != "Etc/Unknown")
+
+
+def _agreed_offset(names: tuple[str, ...], now: datetime) -> tuple[str | None, float | None]:
     now = now if now.tzinfo else now.replace(tzinfo=UTC)  # naive would mean *host* local time
-    offsets: set[float] = set()
+    offset: float | None = None
     for name in names:
         zone = _zone(name)
         if zone is None:
             return None, None
         # astimezone, not zone.utcoffset(now): the latter reads `now` as local wall time.
         delta = now.astimezone(zone).utcoffset()
-        if delta is not None:
-            offsets.add(delta.total_seconds() / 3600)
-    if len(offsets) != 1:
+        if delta is None:
+            continue
+        hours = delta.total_seconds() / 3600
+        if offset is None:
+            offset = hours
+        elif hours != offset:
+            return None, None  # two zones disagree: no need to look at the other 14
+    if offset is None:
         return None, None
-    return names[0], offsets.pop()
+    return names[0], offset
+
+
+@dataclass(frozen=True, slots=True)
+class _NumberFacts:
+    """What a number says whatever the time: parsed once per number (see _number_facts)."""
+
+    country: str | None
+    region: str | None
+    carrier: str | None
+    zones: tuple[str, ...]
+
+
+@lru_cache(maxsize=4096)
+def _number_facts(number: str, lang: str, geocoder: ModuleType | None) -> _NumberFacts | None:
+    """Parsing, zone, region and carrier look-ups cost ~60 µs and depend only on the number
+    (and on whether region names are loaded, hence `geocoder` in the key): the same few
+    numbers call again and again, so they are cached like `numbers._normalize`."""
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return None
+    region = geocoder.description_for_number(parsed, lang) if geocoder else None
+    country = phonenumbers.region_code_for_number(parsed)  # "001" for +800 etc., "ZZ" unknown
+    return _NumberFacts(
+        country=country if country and country.isalpha() and country != "ZZ" else None,
+        region=region or None,
+        carrier=_carrier.name_for_number(parsed, lang) or None,
+        zones=_zone_names(parsed),
+    )
 
 
 def describe_number(
@@ -80,18 +122,15 @@ def describe_number(
     if not is_e164(number):
         return EnvironmentFacts()
     legal = directory.lookup(number) if directory is not None else None
-    try:
-        parsed = phonenumbers.parse(number, None)
-    except phonenumbers.NumberParseException:
+    facts = _number_facts(number, lang, _geocoder)
+    if facts is None:
         return EnvironmentFacts(legal_entity=legal)
-    zone, offset = _zone_and_offset(parsed, now)
-    region = _geocoder.description_for_number(parsed, lang) if _geocoder else None
-    country = phonenumbers.region_code_for_number(parsed)  # "001" for +800 etc., "ZZ" unknown
+    zone, offset = _agreed_offset(facts.zones, now)
     return EnvironmentFacts(
-        country=country if country and country.isalpha() and country != "ZZ" else None,
-        region=region or None,
+        country=facts.country,
+        region=facts.region,
         timezone=zone,
-        carrier=_carrier.name_for_number(parsed, lang) or None,
+        carrier=facts.carrier,
         utc_offset_hours=offset,
         legal_entity=legal,
     )

@@ -230,9 +230,9 @@ class Bitrix24Crm:
             return False
         try:
             when = datetime.fromisoformat(raw)
-        except ValueError:
+            day = when.astimezone(self._tz).date() if when.tzinfo else when.date()
+        except (ValueError, OverflowError):  # OverflowError: 0001-01-01T00:00+05:00 in our zone
             return False  # an empty or free-text user field is not an error worth failing on
-        day = when.astimezone(self._tz).date() if when.tzinfo else when.date()
         return day == self._today()
 
     def _entity_fields(self, fields: dict[str, Any]) -> tuple[str, str | None, bool]:

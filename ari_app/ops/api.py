@@ -18,11 +18,31 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import SecretStr
 
 from .metrics import CONTENT_TYPE, Metrics
 
 log = logging.getLogger("caseline.ops")
+
+
+class _NoRawRequestInLogs(logging.Filter):
+    """aiohttp logs a malformed request with its parser error, and that error quotes the raw
+    offending line: for an Authorization header broken by a CR or NUL, that line is the token.
+    Keep the fact (and the peer), drop the bytes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg = f"{record.msg}: malformed HTTP request ({type(exc).__name__}, HTTP {exc.code})"
+            record.exc_info = record.exc_text = None
+            if record.levelno > logging.WARNING:  # the client's mistake, not our failure
+                record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+http_log = logging.getLogger("caseline.ops.http")  # aiohttp's server messages for the ops API
+http_log.addFilter(_NoRawRequestInLogs())
 
 MAX_BODY = 16 * 1024
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
@@ -212,7 +232,7 @@ class OpsServer:
 
     async def start(self) -> None:
         # access_log=None: our logs are JSON lines; aiohttp's access lines are not.
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False, logger=http_log)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self._port, reuse_port=self.reuse_port)
         try:

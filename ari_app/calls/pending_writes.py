@@ -1,0 +1,93 @@
+"""Writes to Redis that failed, kept and retried until Redis is back, within bounds.
+
+While Redis is down calls are still routed (history unknown: treated as new) and their
+outcomes wait here. Bounds: at most MAX_ENTRIES writes and MAX_AGE_S seconds; beyond them
+the oldest are dropped and counted (caseline_redis_writes_dropped_total), because memory
+must stay bounded during a long outage. Retries run every RETRY_S seconds.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+from redis.exceptions import RedisError
+
+from ..history.store import HistoryUnavailable
+
+log = logging.getLogger(__name__)
+
+MAX_ENTRIES = 10_000
+MAX_AGE_S = 3600.0
+RETRY_S = 1.0
+WRITE_ERRORS = (RedisError, OSError, HistoryUnavailable, TimeoutError)
+
+Write = Callable[[], Awaitable[object]]
+
+
+class PendingWrites:
+    def __init__(self, *, max_entries: int = MAX_ENTRIES, max_age_s: float = MAX_AGE_S,
+                 clock: Callable[[], float] = time.monotonic,
+                 on_dropped: Callable[[int], None] | None = None) -> None:
+        self.max_entries = max_entries
+        self.max_age_s = max_age_s
+        self.clock = clock
+        self.on_dropped = on_dropped
+        self.queue: deque[tuple[float, str, Write]] = deque()
+        self.written_late = 0
+        self.dropped = 0
+
+    async def write(self, what: str, write: Write) -> bool:
+        """Try now; on a Redis error keep it for later. True if written now."""
+        if not self.queue:
+            try:
+                await write()
+                return True
+            except WRITE_ERRORS as e:
+                log.warning("Redis write failed (%s): %s kept for retry", type(e).__name__, what)
+        self._keep(what, write)
+        return False
+
+    def _keep(self, what: str, write: Write) -> None:
+        self.queue.append((self.clock(), what, write))
+        self._trim()
+
+    def _trim(self) -> None:
+        dropped = 0
+        now = self.clock()
+        while self.queue and (len(self.queue) > self.max_entries
+                              or now - self.queue[0][0] > self.max_age_s):
+            self.queue.popleft()
+            dropped += 1
+        if dropped:
+            self.dropped += dropped
+            log.error("Redis outage: %d pending writes dropped (bounds: %d writes, %.0f s)",
+                      dropped, self.max_entries, self.max_age_s)
+            if self.on_dropped:
+                self.on_dropped(dropped)
+
+    async def flush(self) -> int:
+        """Write what waits, oldest first; stop at the first failure. Returns the count written."""
+        self._trim()
+        written = 0
+        while self.queue:
+            _, what, write = self.queue[0]
+            try:
+                await write()
+            except WRITE_ERRORS:
+                break
+            self.queue.popleft()
+            written += 1
+        if written:
+            self.written_late += written
+            log.info("Redis back: %d pending writes done, %d still waiting", written, len(self.queue))
+        return written
+
+    async def run(self) -> None:
+        """Retry forever (cancel to stop)."""
+        while True:
+            await asyncio.sleep(RETRY_S)
+            if self.queue:
+                await self.flush()
