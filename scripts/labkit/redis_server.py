@@ -31,9 +31,9 @@ def free_port() -> int:
 class RedisServer:
     host = "127.0.0.1"
 
-    def __init__(self, exe: str, timeout: float) -> None:
+    def __init__(self, exe: str, timeout: float, port: int | None = None) -> None:
         self.directory = tempfile.mkdtemp(prefix="caseline-redis-")
-        self.port = free_port()
+        self.port = port or free_port()
         self.output: list[str] = []
         self.process = subprocess.Popen(
             [exe, "--port", str(self.port), "--bind", self.host, "--dir", self.directory,
@@ -50,15 +50,17 @@ class RedisServer:
             raise RedisUnavailable(f"redis-server did not start on port {self.port}: {tail}")
 
     @classmethod
-    def start(cls, timeout: float = 10.0, attempts: int = 3) -> RedisServer:
-        """A running server; retries on a new port if the chosen one was taken meanwhile."""
+    def start(cls, timeout: float = 10.0, attempts: int = 3, port: int | None = None) -> RedisServer:
+        """A running server; retries on a new port if the chosen one was taken meanwhile.
+
+        With `port` (a restart after an outage), only that port is tried."""
         exe = shutil.which("redis-server")
         if exe is None:
             raise RedisUnavailable("redis-server is not installed")
         error: RedisUnavailable | None = None
         for _ in range(attempts):
             try:
-                return cls(exe, timeout)
+                return cls(exe, timeout, port)
             except RedisUnavailable as e:
                 error = e
         assert error is not None
