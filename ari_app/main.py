@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge, ProcessCollector
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -124,6 +124,10 @@ async def build_core(settings: Settings, config_dir: Path, stack: AsyncExitStack
 async def build_routing_app(settings: Settings, config_dir: Path, ari: HttpAri,
                             stack: AsyncExitStack, loop: asyncio.AbstractEventLoop) -> StasisApp:
     metrics = Metrics()
+    # process figures (RSS, open fds) and live asyncio tasks: what a soak test watches for leaks
+    ProcessCollector(registry=metrics.registry)
+    Gauge("caseline_asyncio_tasks", "asyncio tasks alive in the process",
+          registry=metrics.registry).set_function(lambda: len(asyncio.all_tasks()))
     core = await build_core(settings, config_dir, stack, metrics)
     loop.add_signal_handler(signal.SIGHUP, core.config.try_reload)
     dropped = Counter("caseline_redis_writes_dropped_total",

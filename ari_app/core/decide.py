@@ -306,9 +306,9 @@ def _inputs_text(profile: CallerProfile, policy: Policy, company_local: datetime
         if extra:
             parts[-1] += f" ({', '.join(extra)})"
     if caller_local is not None and caller_off is not None:
-        parts.append(f"caller local time {caller_local:%H:%M} (UTC{caller_off:+g})")
+        parts.append(f"caller local time {_hm(caller_local)} (UTC{caller_off:+g})")
     if company_local is not None:
-        parts.append(f"company time {_DAYS[company_local.weekday()]} {company_local:%Y-%m-%d %H:%M} {policy.company.timezone}")
+        parts.append(f"company time {_DAYS[company_local.weekday()]} {_ymd_hm(company_local)} {policy.company.timezone}")
     return "; ".join(parts)
 
 
@@ -363,7 +363,7 @@ def _closed(policy: Policy, local: datetime | None) -> tuple[str, str] | None:
     if any(s.contains(minute) for s in spans):
         return None
     open_text = ", ".join(str(s) for s in spans) or "closed all day"
-    return "hours.after_hours", f"outside working hours ({_DAYS[local.weekday()]} {local:%H:%M}; open {open_text})"
+    return "hours.after_hours", f"outside working hours ({_DAYS[local.weekday()]} {_hm(local)}; open {open_text})"
 
 
 def _night(policy: Policy, caller_local: datetime | None, caller_off: float | None, company_local: datetime | None) -> str | None:
@@ -374,7 +374,17 @@ def _night(policy: Policy, caller_local: datetime | None, caller_off: float | No
     diff = abs(caller_off - company_off)
     if not rule.night.contains(caller_local.hour * 60 + caller_local.minute) or diff < rule.min_offset_diff_h:
         return None
-    return f"night call: caller's local time {caller_local:%H:%M} is in {rule.night}, {diff:g} h from the company's zone"
+    return f"night call: caller's local time {_hm(caller_local)} is in {rule.night}, {diff:g} h from the company's zone"
+
+
+def _hm(dt: datetime) -> str:
+    """f"{dt:%H:%M}" without strftime (~1.5 µs less, twice per call)."""
+    return f"{dt.hour:02d}:{dt.minute:02d}"
+
+
+def _ymd_hm(dt: datetime) -> str:
+    """f"{dt:%Y-%m-%d %H:%M}" without strftime (glibc's %Y does not pad years < 1000 either)."""
+    return f"{dt.year}-{dt.month:02d}-{dt.day:02d} {_hm(dt)}"
 
 
 def _clamp(p: int) -> int:
