@@ -23,6 +23,8 @@ from labkit import paths as lab_paths
 from labkit import root as lab_root
 from labkit import sipp
 from labkit.config_copy import copy_config
+from labkit.redis_server import RedisServer, RedisUnavailable
+from redis.asyncio import Redis
 from labkit.caseline_process import CaselineProcess, ari as lab_ari
 
 
@@ -120,11 +122,31 @@ async def caseline(asterisk: Lab, tmp_path: Path) -> AsyncIterator[CaselineProce
         process.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_session_server() -> Iterator[RedisServer]:
+    """One real redis-server shared by the in-process tests (each gets a flushed database)."""
+    try:
+        server = RedisServer.start()
+    except RedisUnavailable as e:
+        need("redis-server", str(e))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def redis(redis_session_server: RedisServer) -> AsyncIterator[Redis]:
+    """A client on an empty database, closed after the test."""
+    client = Redis.from_url(redis_session_server.url)
+    await client.flushdb()
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
 @pytest.fixture
 def redis_url() -> Iterator[str]:
     """A fresh real redis-server for one test (the app under test and the test share it)."""
-    from labkit.redis_server import RedisServer, RedisUnavailable
-
     try:
         server = RedisServer.start()
     except RedisUnavailable as e:

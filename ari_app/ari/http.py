@@ -186,10 +186,11 @@ class HttpAri:
     async def bridges(self) -> list[dict[str, Any]]:
         return list(await self._request("GET", "/bridges") or [])
 
-    async def endpoint_state(self, endpoint: str) -> str:
+    async def endpoint(self, endpoint: str) -> dict[str, Any]:
+        """{"state": "online"|"offline"|"unknown", "channel_ids": [...], ...}"""
         tech, _, resource = endpoint.partition("/")
         answer = await self._request("GET", f"/endpoints/{quote(tech)}/{quote(resource)}")
-        return str(answer.get("state", "unknown")) if isinstance(answer, dict) else "unknown"
+        return dict(answer) if isinstance(answer, dict) else {}
 
     async def application(self) -> dict[str, Any]:
         return dict(await self._request("GET", f"/applications/{quote(self.app)}") or {})

@@ -136,11 +136,12 @@ class Executor:
             await self.presence.release(step.target, call.id)
 
     async def _endpoint_busy(self, call: Call, endpoint: str) -> bool:
+        """On a call already: Asterisk knows channels on the endpoint (their own calls too)."""
         try:
-            state = await call.ari.endpoint_state(endpoint)
+            details = await call.ari.endpoint(endpoint)
         except AriError:
             return False  # unknown endpoint state: let the dial itself tell
-        return state == "busy"
+        return bool(details.get("channel_ids"))
 
     async def _dial_result(self, call: Call, leg: str, timeout: float) -> str:
         def final(event) -> bool:

@@ -125,3 +125,21 @@ async def test_music_on_hold_while_the_manager_rings_then_bridge(routing, phones
     # with music the caller is answered at once (SIPp saw 200 before the manager's phone
     # did), so the manager talked for less than the caller's 4 s
     assert 1 <= int(entry["talk_s"]) <= 3
+
+
+async def test_a_manager_on_their_own_call_is_not_rung(routing, phones, tmp_path):
+    """mgr1 is talking on a call Caseline did not place: Asterisk's endpoint view says busy."""
+    start_phones(phones, tmp_path, mgr1="answer", sup1="answer")
+    client = sipp.Phone("client", tmp_path, "answer").start(*sipp.CLIENT_PHONE)
+    phones["client"] = client
+    own_call = await sipp.place_calls(tmp_path, ["mgr1"], service="+79990001199",
+                                      from_phone="mgr1", hold_ms=6000)
+    await sipp.wait_for_event(client, "mgr1", "answered")
+
+    run = await sipp.place_calls(tmp_path, [VIP_A_MGR1], hold_ms=300)
+    assert await run.wait() == [(VIP_A_MGR1, "answered"), (VIP_A_MGR1, "hung_up")]
+    await sipp.wait_for_event(phones["sup1"], VIP_A_MGR1, "bye")
+    assert phones["mgr1"].calls_from(VIP_A_MGR1) == []
+    [entry] = await wait_decision(routing, 1)
+    assert entry["steps"] == "mgr1:busy > sup1:answered"
+    await own_call.wait()

@@ -3,38 +3,11 @@ from __future__ import annotations
 
 import io
 import logging
-import os
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import pytest
-from labkit.redis_server import RedisServer, RedisUnavailable
-from redis.asyncio import Redis
 
 from ari_app.ops.logs import JsonFormatter
-
-
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    """One real redis-server for the reliability tests. Missing Redis skips locally, FAILS in CI."""
-    try:
-        server = RedisServer.start()
-    except RedisUnavailable as e:
-        if os.environ.get("CI", "").strip().lower() == "true":
-            pytest.fail(f"CI needs redis-server: {e}", pytrace=False)
-        pytest.skip(f"redis-server unavailable: {e}")
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
-    """A client on an empty database, closed after the test."""
-    client = Redis.from_url(redis_server.url)
-    await client.flushdb()
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 class JsonLogs:
