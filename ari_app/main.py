@@ -139,7 +139,8 @@ async def build_routing_app(settings: Settings, config_dir: Path, ari: HttpAri,
     recorder = OutcomeRecorder(core.redis, core.history, max_entries=settings.decision_log_max,
                                pending=pending, mask_numbers=settings.logging.mask_numbers)
     observer = CallObserver(metrics)
-    handler = CallRouting(core.router, Executor(RedisPresence(core.redis)), recorder,
+    handler = CallRouting(core.router, Executor(RedisPresence(core.redis),
+                                   one_call_per_person=settings.calls.one_call_per_person), recorder,
                           on_decided=observer.decided, on_finished=observer.finished)
 
     async def on_call_error(call: Call, error: BaseException) -> None:

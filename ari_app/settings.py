@@ -58,6 +58,9 @@ def _hide_password(url: str) -> str:
 
 class CallSettings(Strict):
     greeting: str = "sound:hello-world"  # `caseline run --greet`: the smoke handler's prompt
+    # Skip a person who is already on a call (Asterisk's endpoint view + our Redis claims).
+    # false: ring them anyway (call waiting on their phone; the call-rate benchmark).
+    one_call_per_person: bool = True
 
 
 class NumberSettings(Strict):

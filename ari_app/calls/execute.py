@@ -42,8 +42,9 @@ class Outcome:
 
 
 class Executor:
-    def __init__(self, presence: Presence) -> None:
+    def __init__(self, presence: Presence, *, one_call_per_person: bool = True) -> None:
         self.presence = presence
+        self.one_call_per_person = one_call_per_person
 
     async def run(self, call: Call, route: tuple[RouteStep, ...], policy: Policy,
                   profile: CallerProfile, outcome: Outcome, depth: int = 0) -> None:
@@ -91,10 +92,11 @@ class Executor:
             endpoint = policy.endpoint_of(step.target)
         except KeyError:
             return "unavailable"
-        if await self._endpoint_busy(call, endpoint):
-            return "busy"
-        if not await self.presence.claim(step.target, call.id, step.ring_timeout_s + 30):
-            return "busy"  # another call (maybe another instance) is ringing or talking to them
+        if self.one_call_per_person:
+            if await self._endpoint_busy(call, endpoint):
+                return "busy"
+            if not await self.presence.claim(step.target, call.id, step.ring_timeout_s + 30):
+                return "busy"  # another call (maybe another instance) rings or talks to them
         leg = f"{call.id}-{len(outcome.steps) + 1}-{time.monotonic_ns() % 10**6}"
         bridged = False
         try:
@@ -119,7 +121,8 @@ class Executor:
                 raise CallEnded(call.id)
             await self._bridge(call, leg)
             bridged = True
-            await self.presence.claim(step.target, call.id, MAX_TALK_S)  # extend: talking
+            # While they talk, Asterisk's endpoint view says busy; the claim only has to
+            # cover the ringing window, where two instances could pick the same person.
             outcome.result = "answered"
             outcome.answered_by = step.target
             started = time.monotonic()

@@ -165,7 +165,7 @@ async def place_calls(workdir: Path, numbers: Iterable[str], *, hold_ms: int = 2
     process = await asyncio.create_subprocess_exec(
         "sipp", ASTERISK, "-sf", str(xml), "-inf", str(inf), "-s", service,
         "-i", source_ip, "-p", str(free_udp_port(source_ip)), "-mi", source_ip,
-        "-m", str(len(numbers)), "-r", str(rate), "-rp", "1000", "-nostdin",
+        "-m", str(len(numbers)), "-r", str(rate), "-rp", "1000", "-l", "1000", "-nostdin",
         "-timeout", f"{timeout_s}s", "-timeout_error",
         "-trace_logs", "-log_file", str(workdir / f"{name}.log"),
         "-trace_err", "-error_file", str(workdir / f"{name}.errors"),
