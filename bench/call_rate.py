@@ -102,7 +102,7 @@ async def run_rate(workdir: Path, path: str, rate: float, seconds: float) -> dic
     process = await asyncio.create_subprocess_exec(
         "sipp", sipp.ASTERISK, "-sf", f"{name}.xml", "-inf", f"{name}.csv", "-s", service,
         "-i", sipp.CALLER_IP, "-p", str(sipp.free_udp_port(sipp.CALLER_IP)), "-m", str(calls),
-        "-r", f"{rate:g}", "-rp", "1000", "-l", "5000", "-nostdin", "-timeout", f"{seconds + 60:.0f}s",
+        "-r", f"{rate:g}", "-rp", "1000", "-l", "5000", "-timer_resol", "1", "-nostdin", "-timeout", f"{seconds + 60:.0f}s",
         "-trace_stat", "-stf", f"{name}.stat.csv", "-trace_rtt", "-rtt_freq", "1",
         "-trace_err", "-error_file", f"{name}.errors", "-max_socket", "5000",
         cwd=workdir, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,

@@ -9,6 +9,7 @@ state-machine framework. The surface Caseline uses is ~20 documented endpoints.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping
@@ -33,7 +34,9 @@ class HttpAri:
                  event_types: tuple[str, ...] = ()) -> None:
         self.base = base_url.rstrip("/") + "/ari"
         self.app = app
-        self._auth = aiohttp.BasicAuth(user, password)
+        # a header, not aiohttp's BasicAuth (deprecated in aiohttp 3.14)
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        self._headers = {"Authorization": f"Basic {token}"}
         self._heartbeat_s = heartbeat_s
         self._timeout = aiohttp.ClientTimeout(total=request_timeout_s)
         self._event_types = event_types
@@ -41,7 +44,7 @@ class HttpAri:
 
     async def __aenter__(self) -> HttpAri:
         connector = aiohttp.TCPConnector(limit=100, keepalive_timeout=5)
-        self._session = aiohttp.ClientSession(auth=self._auth, connector=connector,
+        self._session = aiohttp.ClientSession(headers=self._headers, connector=connector,
                                               timeout=self._timeout)
         return self
 

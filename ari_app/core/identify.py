@@ -96,14 +96,11 @@ async def gather_profile(
 
     async with asyncio.TaskGroup() as tg:
         history_task = tg.create_task(ask_history())
-        # The CRM is asked here rather than in a second task: usually a cache hit that
-        # returns without suspending (one task less per call); on a miss it awaits while
-        # the history task runs, so the two still overlap.
-        crm = await ask_crm()
+        crm_task = tg.create_task(ask_crm())
         try:  # CPU-only, well under a millisecond: no need for a thread
             env = environment(number, now)
         except Exception:
             log.warning("environment: failed for %s", mask(number), exc_info=True)
             env = EnvironmentFacts()
-    return identify(number, history_task.result(), crm, env, now, windows)
+    return identify(number, history_task.result(), crm_task.result(), env, now, windows)
 
