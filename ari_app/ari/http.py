@@ -43,7 +43,9 @@ class HttpAri:
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> HttpAri:
-        connector = aiohttp.TCPConnector(limit=100, keepalive_timeout=5)
+        # well under Asterisk's HTTP session limit (http.conf sessionlimit), which refuses
+        # every request beyond it: a burst of hang-ups must queue here, not fail there
+        connector = aiohttp.TCPConnector(limit=64, keepalive_timeout=5)
         self._session = aiohttp.ClientSession(headers=self._headers, connector=connector,
                                               timeout=self._timeout)
         return self

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -109,16 +109,23 @@ def decode_contacts(members: Sequence[str | bytes]) -> list[Contact | None]:
     return [_contact(v) for v in values]
 
 
-def redis_client(url: str, *, timeout_s: float = 0.5) -> Redis:
+def redis_client(url: str, *, timeout_s: float = 0.5, max_connections: int = 32) -> Redis:
     """A client fit for the call path: short socket timeouts and one immediate retry.
-    (redis-py's default retries with backoff for ~9 s before reporting a dead server.)"""
-    return Redis.from_url(
+    (redis-py's default retries with backoff for ~9 s before reporting a dead server.)
+
+    The pool is bounded and blocking: a burst (500 calls hanging up at once) waits up to
+    `timeout_s` for a connection instead of opening one socket per call and keeping them.
+    """
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=timeout_s,
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
         retry=Retry(NoBackoff(), 1),
         health_check_interval=30,
     )
+    return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
 
 
 class RedisHistoryStore:
