@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -134,6 +135,17 @@ class CallerRun:
 
 
 _runs = 0
+_running: list[CallerRun] = []
+
+
+async def stop_callers() -> None:
+    """Stop every caller run still going (a test that failed before waiting for it)."""
+    while _running:
+        run = _running.pop()
+        if run.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(run.process.pid, signal.SIGKILL)
+            await run.process.wait()
 
 
 async def place_calls(workdir: Path, numbers: Iterable[str], *, hold_ms: int = 2000,
@@ -171,7 +183,9 @@ async def place_calls(workdir: Path, numbers: Iterable[str], *, hold_ms: int = 2
         "-trace_err", "-error_file", str(workdir / f"{name}.errors"),
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL, cwd=workdir, start_new_session=True)
-    return CallerRun(workdir, name, process)
+    run = CallerRun(workdir, name, process)
+    _running.append(run)
+    return run
 
 
 async def wait_for_event(source, number: str, event: str, timeout: float = 15) -> None:

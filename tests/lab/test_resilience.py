@@ -26,6 +26,9 @@ async def test_killed_app_leaves_bridged_calls_talking_and_the_next_one_adopts_t
     start_phones(phones, tmp_path, mgr1="answer", op1="answer", op2="answer")
     run = await sipp.place_calls(tmp_path, [VIP_A_MGR1], hold_ms=5000)
     await sipp.wait_for_event(phones["mgr1"], VIP_A_MGR1, "answered")
+    async with asyncio.timeout(5):  # the phone has answered: wait until we bridged them
+        while not await asyncio.to_thread(routing.lab.ari, "GET", "/bridges"):
+            await asyncio.sleep(0.02)
 
     os.killpg(routing.process.pid, signal.SIGKILL)
     routing.process.wait()
