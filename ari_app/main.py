@@ -14,29 +14,30 @@ from prometheus_client import Counter, Gauge, ProcessCollector
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from agi.server import AgiServer
+
 from .ari.http import HttpAri
 from .calls.app import Call, StasisApp
 from .calls.cdr_events import CdrListener
 from .calls.execute import Executor, leave_to_dialplan
 from .calls.greet import make_greeter
 from .calls.handler import CallRouting
+from .calls.observer import CallObserver
 from .calls.outcomes import OutcomeRecorder
 from .calls.pending_writes import PendingWrites
 from .calls.presence import RedisPresence
 from .core.clock import SystemClock
 from .core.environment import load_region_names
+from .core.numbers import normalize
 from .crm.factory import build_crm
 from .crm.service import CrmService
 from .history.store import RedisHistoryStore, redis_client
-from .routing import LiveConfig, Router
-from .settings import Settings, load_settings
-from .calls.observer import CallObserver
-from .core.numbers import normalize
 from .ops.ami import ami_ready
 from .ops.api import OpsServer, create_app
 from .ops.logs import configure_json_logging
 from .ops.metrics import Metrics
-from agi.server import AgiServer
+from .routing import LiveConfig, Router
+from .settings import Settings, load_settings
 
 log = logging.getLogger("caseline")
 

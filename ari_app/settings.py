@@ -1,8 +1,8 @@
 """Process settings: config/caseline.yaml validated into typed models, env overrides on top.
 
 Secrets never live in YAML: passwords and tokens come from CASELINE_* environment variables
-(or a secrets file named by CASELINE_SECRETS_FILE), and they are SecretStr so they never
-appear in a repr or a log line.
+(systemd's EnvironmentFile, docker's env_file, the lab's generated lab.env), and they are
+SecretStr so they never appear in a repr or a log line.
 """
 from __future__ import annotations
 

@@ -159,7 +159,7 @@ class Executor:
             event = await call.wait_for(final, timeout)
         except TimeoutError:
             return "no_answer"
-        log.info("leg %s: %s %s cause=%s", leg, event.get("type"), event.get("dialstatus", ""),
+        log.debug("leg %s: %s %s cause=%s", leg, event.get("type"), event.get("dialstatus", ""),
                  event.get("cause", ""))
         if event.get("type") == "Dial":
             return _DIAL_RESULT[event["dialstatus"]]

@@ -110,7 +110,7 @@ def caller(hold_ms: int) -> str:
 """
 
 
-def _info_dtmf(digit: str, cseq: int) -> str:
+def _info_dtmf(digit: str, cseq: int, gap_ms: int = 300) -> str:
     return f"""  <send><![CDATA[
       INFO [next_url] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
@@ -127,16 +127,16 @@ def _info_dtmf(digit: str, cseq: int) -> str:
       Duration=160
     ]]></send>
   <recv response="200"/>
-  <pause milliseconds="300"/>
+  <pause milliseconds="{gap_ms}"/>
 """
 
 
-def ivr_caller(digits: str, after_answer_ms: int, hold_ms: int) -> str:
+def ivr_caller(digits: str, after_answer_ms: int, hold_ms: int, gap_ms: int = 300) -> str:
     """A client who, `after_answer_ms` after being answered, presses `digits` (SIP INFO
     DTMF: the trunk's dtmf_mode=auto_info accepts it), then behaves like `caller`."""
     xml = caller(hold_ms)
     presses = f'  <pause milliseconds="{after_answer_ms}"/>\n' + "".join(
-        _info_dtmf(d, 2 + i) for i, d in enumerate(digits))
+        _info_dtmf(d, 2 + i, gap_ms) for i, d in enumerate(digits))
     marker = '  <recv request="BYE" timeout='
     xml = xml.replace(marker, presses + marker, 1)
     return xml.replace("CSeq: 2 BYE", f"CSeq: {2 + len(digits)} BYE")

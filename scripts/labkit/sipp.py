@@ -152,7 +152,7 @@ async def place_calls(workdir: Path, numbers: Iterable[str], *, hold_ms: int = 2
                       rate: float = 10, cancel_after_ring_ms: int | None = None,
                       service: str = "100", timeout_s: int = 60,
                       from_phone: str | None = None,
-                      dtmf: tuple[str, int] | None = None) -> CallerRun:
+                      dtmf: tuple[str, int] | tuple[str, int, int] | None = None) -> CallerRun:
     """Start SIPp calling from each number (one call each); returns at once.
 
     `dtmf=("0", 7000)` presses 0 seven seconds after the answer (SIP INFO).
@@ -170,8 +170,8 @@ async def place_calls(workdir: Path, numbers: Iterable[str], *, hold_ms: int = 2
     xml = workdir / f"{name}.xml"
     if cancel_after_ring_ms is not None:
         xml.write_text(scenarios.early_hangup_caller(cancel_after_ring_ms))
-    elif dtmf is not None:  # (digits, ms after answer)
-        xml.write_text(scenarios.ivr_caller(dtmf[0], dtmf[1], hold_ms))
+    elif dtmf is not None:  # (digits, ms after answer[, ms between digits])
+        xml.write_text(scenarios.ivr_caller(dtmf[0], dtmf[1], hold_ms, *dtmf[2:]))
     else:
         xml.write_text(scenarios.caller(hold_ms))
     process = await asyncio.create_subprocess_exec(

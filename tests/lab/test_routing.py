@@ -143,3 +143,14 @@ async def test_a_manager_on_their_own_call_is_not_rung(routing, phones, tmp_path
     [entry] = await wait_decision(routing, 1)
     assert entry["steps"] == "mgr1:busy > sup1:answered"
     await own_call.wait()
+
+
+async def test_an_invalid_menu_choice_is_said_and_the_menu_asked_again(routing, phones, tmp_path):
+    start_phones(phones, tmp_path, op1="answer", op2="answer")
+    # 9 is no option: pbx-invalid (4.4 s), the menu again, then 0
+    run = await sipp.place_calls(tmp_path, [C_CLIENT], hold_ms=500, dtmf=("90", 7500, 6000))
+    assert await run.wait() == [(C_CLIENT, "answered"), (C_CLIENT, "hung_up")]
+
+    [entry] = await wait_decision(routing, 1)
+    assert entry["steps"] == ("playback:demo-thanks > ivr:main > ivr:main:invalid > "
+                              "ivr:main:0 > queue:operators")
