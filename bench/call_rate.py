@@ -29,7 +29,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from labkit import asterisk as lab_asterisk  # noqa: E402
 from labkit import paths as lab_paths  # noqa: E402
-from labkit import sipp  # noqa: E402
+from labkit import scenarios, sipp  # noqa: E402
 from labkit.caseline_process import CaselineProcess  # noqa: E402
 from labkit.config_copy import copy_config  # noqa: E402
 from labkit.redis_server import RedisServer  # noqa: E402
@@ -37,66 +37,13 @@ from labkit.redis_server import RedisServer  # noqa: E402
 PATHS = {"plain": ("9300", "+79161234567"), "holder": ("100", "+79161234567"),
          "queue": ("100", "+79057778899")}
 
-SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="caseline bench caller">
-  <send retrans="500" start_rtd="1">
-    <![CDATA[
-      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "Bench" <sip:[field0]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: <sip:caller@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0
-      a=rtpmap:0 PCMU/8000
-    ]]>
-  </send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true" rtd="1"/>
-  <recv response="183" optional="true" rtd="1"/>
-  <recv response="180" optional="true"/>
-  <recv response="200" rtd="1" rrs="true"/>
-  <send><![CDATA[
-      ACK [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      [last_From:]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]></send>
-  <pause milliseconds="200"/>
-  <send retrans="500"><![CDATA[
-      BYE [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      [last_From:]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]></send>
-  <recv response="200"/>
-</scenario>
-"""
 
 
 async def run_rate(workdir: Path, path: str, rate: float, seconds: float) -> dict:
     service, number = PATHS[path]
     calls = max(1, int(rate * seconds))
     name = f"{path}-{rate:g}"
-    (workdir / f"{name}.xml").write_text(SCENARIO)
+    (workdir / f"{name}.xml").write_text(scenarios.bench_caller())
     (workdir / f"{name}.csv").write_text("SEQUENTIAL\n" + f"{number};\n" * calls)
     started = time.monotonic()
     process = await asyncio.create_subprocess_exec(

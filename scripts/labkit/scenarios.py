@@ -142,6 +142,44 @@ def ivr_caller(digits: str, after_answer_ms: int, hold_ms: int, gap_ms: int = 30
     return xml.replace("CSeq: 2 BYE", f"CSeq: {2 + len(digits)} BYE")
 
 
+def bench_caller(talk_ms: int = 200) -> str:
+    """The call-rate benchmark's caller: RTD 1 runs from the INVITE to the first 180/183/200
+    (post-dial delay, read with -trace_rtt), then a short talk and our BYE."""
+    invite = _CALLER_INVITE.replace('<send retrans="500">', '<send retrans="500" start_rtd="1">', 1)
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="caseline bench caller">
+{invite}
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true" rtd="1"/>
+  <recv response="183" optional="true" rtd="1"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rtd="1" rrs="true"/>
+  <send><![CDATA[
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [last_From:]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]></send>
+  <pause milliseconds="{talk_ms}"/>
+  <send retrans="500"><![CDATA[
+      BYE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [last_From:]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]></send>
+  <recv response="200"/>
+</scenario>
+"""
+
+
 def early_hangup_caller(after_ring_ms: int) -> str:
     """A client who hangs up (CANCEL) `after_ring_ms` after hearing ringing, before any answer.
 
