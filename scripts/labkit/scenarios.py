@@ -38,6 +38,32 @@ _CALLER_INVITE = """\
 
 _REJECTIONS = ("403", "404", "480", "486", "487", "500", "503", "603")
 
+# ACK of a 200 and our own BYE (CSeq 2) with its 200, shared by the caller scenarios
+_ACK_AFTER_200 = """  <send><![CDATA[
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [last_From:]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Contact: <sip:caller@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]></send>
+"""
+_OUR_BYE = """  <send retrans="500"><![CDATA[
+      BYE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [last_From:]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]></send>
+  <recv response="200"/>
+"""
+
 
 def caller(hold_ms: int) -> str:
     """A client calling in: talks `hold_ms` after answer then hangs up, unless hung up first."""
@@ -67,18 +93,7 @@ def caller(hold_ms: int) -> str:
 {rejects}
   <recv response="200" rtd="true" rrs="true"/>
   <nop><action><log message="[field0] answered"/></action></nop>
-  <send><![CDATA[
-      ACK [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      [last_From:]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Contact: <sip:caller@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]></send>
-  <recv request="BYE" timeout="{hold_ms}" ontimeout="hang_up"/>
+{_ACK_AFTER_200}  <recv request="BYE" timeout="{hold_ms}" ontimeout="hang_up"/>
   <nop><action><log message="[field0] remote_hangup"/></action></nop>
   <send><![CDATA[
       SIP/2.0 200 OK
@@ -91,18 +106,7 @@ def caller(hold_ms: int) -> str:
     ]]></send>
   <nop next="end"/>
   <label id="hang_up"/>
-  <send retrans="500"><![CDATA[
-      BYE [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      [last_From:]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]></send>
-  <recv response="200"/>
-  <nop><action><log message="[field0] hung_up"/></action></nop>
+{_OUR_BYE}  <nop><action><log message="[field0] hung_up"/></action></nop>
   <nop next="end"/>
 {reject_blocks}
   <label id="end"/>
@@ -154,29 +158,8 @@ def bench_caller(talk_ms: int = 200) -> str:
   <recv response="183" optional="true" rtd="1"/>
   <recv response="180" optional="true"/>
   <recv response="200" rtd="1" rrs="true"/>
-  <send><![CDATA[
-      ACK [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      [last_From:]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]></send>
-  <pause milliseconds="{talk_ms}"/>
-  <send retrans="500"><![CDATA[
-      BYE [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      [last_From:]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]></send>
-  <recv response="200"/>
-</scenario>
+{_ACK_AFTER_200}  <pause milliseconds="{talk_ms}"/>
+{_OUR_BYE}</scenario>
 """
 
 
