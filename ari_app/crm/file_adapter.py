@@ -26,9 +26,9 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ari_app.config_files import ConfigError, read_yaml, validation_to_config_error
+from ari_app.config_files import ConfigError, load_model
 from ari_app.core.models import CrmRecord
 from ari_app.core.numbers import normalize, sanitize_for_log
 
@@ -84,15 +84,7 @@ class _Entry:
 
 def load_directory(path: Path, default_region: str = "RU") -> dict[str, _Entry]:
     """Read and index a client directory; any problem -> ConfigError(file, key, reason)."""
-    data = read_yaml(path)
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(path, "", f"expected a mapping at the top level, got {type(data).__name__}")
-    try:
-        directory = ClientDirectory.model_validate(data)
-    except ValidationError as e:
-        raise validation_to_config_error(path, e) from None
+    directory = load_model(path, ClientDirectory)
 
     index: dict[str, _Entry] = {}
     owners: dict[str, str] = {}
