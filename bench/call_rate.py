@@ -1,14 +1,29 @@
 """Call rate and post-dial delay through the real lab: plain dialplan vs Caseline.
 
-Three paths, SIPp callers, short calls, no RTP:
-  (a) plain  : dialplan Dial() to a SIPp phone (service 9300, bench/asterisk/bench.conf)
-  (b) holder : Caseline routes an A client to their manager's phone (mgr1)
-  (c) queue  : Caseline routes a new caller into the operators' queue
-For each path and each rate in --rates, SIPp places calls for --seconds; a rate "holds"
-when at most 0.1 % of calls fail. Post-dial delay (PDD) is INVITE -> first 180/183/200,
-from SIPp's own response-time trace. Results: JSON in --out, a table on stdout.
+SIPp callers, short calls (answer, 200 ms, BYE), no RTP. Paths:
+  plain   (a) dialplan Dial() to a SIPp phone, no Caseline (service 9300, bench/asterisk/bench.conf)
+  holder  (b) Caseline routes an A client to their manager's phone (mgr1); file CRM, warm cache
+  queue   (c) Caseline routes a new caller (a different number every call) into a queue
+  plainq      control for (c): the same queue reached by dialplan alone (service 9301)
+  agi, agiq   (b) and (c) through Caseline's FastAGI front (service 9100): the same decision,
+              acted on by dialplan Dial()/Queue() instead of ARI
+  crm0, crm50 (b) with an HTTP CRM that answers in 0 / 50 ms, a different number every call
+              (every call misses the CRM cache and waits for the CRM)
 
-  .venv/bin/python bench/call_rate.py --out bench/results/call_rate.json
+Two phases, one process:
+  ceiling: for each path in --plan, its rates in ascending order; a rate
+           "holds" when at most 0.1 % of its calls fail; a path stops at its first failing
+           rate (one rate past the ceiling is enough to know it).
+  pdd:     every path in --pdd-paths at each rate of --pdd-rates ("half": half of the
+           highest rate (a) held; 50: one every path holds), to compare post-dial delay.
+PDD is INVITE -> first 180/183/200 on the wire between the callers and Asterisk, from a
+tcpdump capture (microseconds; bench/sip_capture.py); SIPp's own response-time trace, which
+moves in 4 ms steps here, is kept beside it as pdd_sipp_ms. For each
+run, the CPU seconds every process used (Asterisk, Caseline, Redis, SIPp) are read from
+/proc, so a ceiling can be explained. Results: JSON in --out and one line per run on stdout.
+
+  .venv/bin/python bench/call_rate.py                      # the full run (~1 h)
+  .venv/bin/python bench/call_rate.py --plan "holder=100,125" --pdd-paths "" --seconds 30
   .venv/bin/python bench/call_rate.py --smoke      # seconds: the runner cannot rot
 Needs the lab (`scripts/lab up`) and nobody else using it.
 """
@@ -17,16 +32,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from aiohttp import web
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+PROJECT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(PROJECT), str(PROJECT / "scripts")]
 from labkit import asterisk as lab_asterisk  # noqa: E402
 from labkit import paths as lab_paths  # noqa: E402
 from labkit import scenarios, sipp  # noqa: E402
@@ -34,36 +53,208 @@ from labkit.caseline_process import CaselineProcess  # noqa: E402
 from labkit.config_copy import copy_config  # noqa: E402
 from labkit.redis_server import RedisServer  # noqa: E402
 
-PATHS = {"plain": ("9300", "+79161234567"), "holder": ("100", "+79161234567"),
-         "queue": ("100", "+79057778899")}
+from bench.sip_capture import Capture, post_dial_delays  # noqa: E402
+
+MAX_FAILED_PCT = 0.1
+DIALPLAN_ONLY = ("9300", "9301")  # bench.conf: no Caseline on these paths
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
+@dataclass(frozen=True)
+class BenchPath:
+    service: str  # the number SIPp dials
+    number: str | None  # the caller's number, or None: a fresh number on every call
+    crm_delay_ms: float | None = None  # None: the shipped file CRM; else the bench HTTP CRM
 
-async def run_rate(workdir: Path, path: str, rate: float, seconds: float) -> dict:
-    service, number = PATHS[path]
+
+PATHS = {
+    "plain": BenchPath("9300", "+79161234567"),
+    "holder": BenchPath("100", "+79161234567"),  # an A client of mgr1 in config/clients.yaml
+    "queue": BenchPath("100", None),
+    "plainq": BenchPath("9301", None),
+    "agi": BenchPath("9100", "+79161234567"),  # (b) through the FastAGI front + dialplan Dial
+    "agiq": BenchPath("9100", None),  # (c) through the FastAGI front
+    "crm0": BenchPath("100", None, crm_delay_ms=0),
+    "crm50": BenchPath("100", None, crm_delay_ms=50),
+}
+
+
+class FreshNumbers:
+    """Numbers nobody has called from yet (+7 999 ...), unique across the whole run."""
+
+    def __init__(self) -> None:
+        self.next = 0
+
+    def take(self, count: int) -> list[str]:
+        start, self.next = self.next, self.next + count
+        return [f"+7999{n:07d}" for n in range(start, start + count)]
+
+
+# --- the bench CRM: our HTTP contract (docs/crm-http-contract.md), a fixed delay --------------
+
+async def start_bench_crm(delay_ms: float) -> tuple[web.AppRunner, str]:
+    """Every number is an A client of mgr1, answered after `delay_ms`."""
+    async def client(request: web.Request) -> web.Response:
+        if delay_ms:
+            await asyncio.sleep(delay_ms / 1000)
+        return web.json_response({"id": request.match_info["number"], "name": "Bench client",
+                                  "status": "active", "abc": "A", "responsible": "mgr1"})
+
+    app = web.Application()
+    app.router.add_get("/clients/{number}", client)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}/clients/{{number}}"
+
+
+# --- CPU per process ----------------------------------------------------------------------
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process and its reaped children, from /proc/<pid>/stat."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(v) for v in fields[11:15]) / TICKS
+
+
+class CpuMeter:
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.start = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        self.started = time.monotonic()
+
+    def percent(self, extra: dict[str, float] | None = None) -> dict[str, float]:
+        wall = time.monotonic() - self.started
+        used = {name: cpu_seconds(pid) - self.start[name] for name, pid in self.pids.items()}
+        used.update(extra or {})
+        return {name: round(100 * seconds / wall, 1) for name, seconds in used.items()}
+
+
+# --- one run ------------------------------------------------------------------------------
+
+class Lab:
+    """Caseline (configured for one CRM kind), Redis and the SIPp phones of the bench."""
+
+    def __init__(self, workdir: Path, redis: RedisServer) -> None:
+        self.workdir = workdir
+        self.redis = redis
+        self.phones = [sipp.Phone(name, workdir).start() for name in ("mgr1", "op1", "op2", "sup1")]
+        self.caseline: CaselineProcess | None = None
+        self.crm: web.AppRunner | None = None
+        self.crm_delay_ms: float | None = -1.0  # nothing started yet
+        self.fresh = FreshNumbers()
+        self.caseline_on_plain = False
+        self.starts = 0
+
+    async def caseline_for(self, crm_delay_ms: float | None) -> None:
+        if self.caseline is not None and crm_delay_ms == self.crm_delay_ms:
+            return
+        await self.stop_caseline()
+        self.starts += 1
+        folder = self.workdir / f"config-{self.starts}"
+        # The bench measures routing cost: overlapping calls of one client must not turn the
+        # manager "busy", and the queue's only member (a SIPp phone) takes every call.
+        config = copy_config(folder, queues__operators__asterisk_queue="benchq")
+        settings = yaml.safe_load((config / "caseline.yaml").read_text())
+        settings["calls"]["one_call_per_person"] = False
+        if crm_delay_ms is not None:
+            self.crm, url = await start_bench_crm(crm_delay_ms)
+            settings["crm"] = {"adapter": "http", "budget_ms": 300, "cache_ttl_s": 60,
+                               "http": {"url_template": url}}
+        (config / "caseline.yaml").write_text(yaml.safe_dump(settings))
+        self.caseline = CaselineProcess(self.workdir, [], config,
+                                        extra_env={"CASELINE_REDIS_URL": self.redis.url})
+        self.crm_delay_ms = crm_delay_ms
+        await self.caseline.registered()
+
+    async def stop_caseline(self) -> None:
+        if self.caseline is not None:
+            self.caseline.stop()
+            self.caseline = None
+        if self.crm is not None:
+            await self.crm.cleanup()
+            self.crm = None
+
+    def pids(self) -> dict[str, int]:
+        out = {"asterisk": lab_asterisk.pid() or 0, "redis": self.redis.process.pid}
+        if self.caseline is not None:
+            out["caseline"] = self.caseline.process.pid
+        for phone in self.phones:
+            if phone.process is not None:
+                out[f"sipp_{phone.name}"] = phone.process.pid
+        return out
+
+    async def close(self) -> None:
+        await self.stop_caseline()
+        for phone in self.phones:
+            phone.stop()
+
+
+async def run_rate(lab: Lab, path_name: str, rate: float, seconds: float) -> dict:
+    path = PATHS[path_name]
+    if path.service not in DIALPLAN_ONLY:
+        await lab.caseline_for(path.crm_delay_ms)
+    elif not lab.caseline_on_plain:
+        await lab.stop_caseline()  # the baseline: Asterisk with nobody attached
+    elif lab.caseline is None:
+        await lab.caseline_for(None)
+    workdir = lab.workdir
     calls = max(1, int(rate * seconds))
-    name = f"{path}-{rate:g}"
+    name = f"{path_name}-{rate:g}"
+    numbers = [path.number] * calls if path.number else lab.fresh.take(calls)
     (workdir / f"{name}.xml").write_text(scenarios.bench_caller())
-    (workdir / f"{name}.csv").write_text("SEQUENTIAL\n" + f"{number};\n" * calls)
+    (workdir / f"{name}.csv").write_text("SEQUENTIAL\n" + "".join(f"{n};\n" for n in numbers))
+    capture = Capture(workdir / f"{name}.pcap", sipp.CALLER_IP)
+    meter = CpuMeter(lab.pids())
     started = time.monotonic()
     process = await asyncio.create_subprocess_exec(
-        "sipp", sipp.ASTERISK, "-sf", f"{name}.xml", "-inf", f"{name}.csv", "-s", service,
+        "sipp", sipp.ASTERISK, "-sf", f"{name}.xml", "-inf", f"{name}.csv", "-s", path.service,
         "-i", sipp.CALLER_IP, "-p", str(sipp.free_udp_port(sipp.CALLER_IP)), "-m", str(calls),
-        "-r", f"{rate:g}", "-rp", "1000", "-l", "5000", "-timer_resol", "1", "-nostdin", "-timeout", f"{seconds + 60:.0f}s",
-        "-trace_stat", "-stf", f"{name}.stat.csv", "-trace_rtt", "-rtt_freq", "1",
+        "-r", f"{rate:g}", "-rp", "1000", "-l", "5000", "-timer_resol", "1", "-nostdin",
+        "-timeout", f"{seconds + 60:.0f}s",
+        "-trace_stat", "-fd", "2", "-stf", f"{name}.stat.csv", "-trace_rtt", "-rtt_freq", "1",
         "-trace_err", "-error_file", f"{name}.errors", "-max_socket", "5000",
         cwd=workdir, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL)
-    await process.wait()
+    caller_cpu = 0.0
+    aborted = False
+    while process.returncode is None:  # the caller's CPU must be read before it is reaped
+        caller_cpu = cpu_seconds(process.pid) or caller_cpu
+        try:
+            await asyncio.wait_for(process.wait(), 1.0)
+        except TimeoutError:
+            pass
+        # A rate that already lost more than the allowed share cannot hold: stop early
+        # instead of waiting out a collapse (SIPp writes its counters every -fd seconds).
+        lost = read_stats(workdir / f"{name}.stat.csv").get("FailedCall(C)", 0)
+        if process.returncode is None and lost > calls * MAX_FAILED_PCT / 100:
+            aborted = True
+            process.terminate()
+    cpu = meter.percent({"sipp_caller": caller_cpu})
     elapsed = time.monotonic() - started
+    packets = capture.stop()
+    wire_pdd = post_dial_delays(capture.path)
+    if not os.environ.get("CASELINE_BENCH_KEEP_PCAP"):
+        capture.path.unlink()  # ~5 KB per call
     stats = read_stats(workdir / f"{name}.stat.csv")
-    pdd = read_rtt(workdir)
+    sipp_pdd = read_rtt(workdir)
     for f in workdir.glob("*_rtt.csv"):
         f.rename(workdir / f"{name}.rtt.done")
     ok, failed = stats.get("SuccessfulCall(C)", 0), stats.get("FailedCall(C)", 0)
-    return {"path": path, "rate": rate, "calls": calls, "successful": ok, "failed": failed,
-            "failed_pct": 100.0 * failed / max(1, ok + failed), "elapsed_s": round(elapsed, 1),
-            "pdd_ms": summary(pdd)}
+    failed_pct = 100.0 * (calls - ok) / calls  # calls never finished count as failed too
+    lab_asterisk.cli("channel request hangup all")  # a collapsed run must not spill over
+    if failed_pct > MAX_FAILED_PCT:
+        await lab.stop_caseline()  # and the next run starts with a fresh process
+    return {"path": path_name, "rate": rate, "seconds": seconds, "calls": calls,
+            "aborted_early": aborted,
+            "successful": ok, "failed": failed, "failed_pct": round(failed_pct, 3),
+            "holds": failed_pct <= MAX_FAILED_PCT, "elapsed_s": round(elapsed, 1),
+            "pdd_ms": summary(wire_pdd), "pdd_sipp_ms": summary(sipp_pdd), "capture": packets,
+            "cpu_pct": cpu}
 
 
 def read_stats(path: Path) -> dict[str, int]:
@@ -96,8 +287,15 @@ def summary(values: list[float]) -> dict[str, float]:
         return {}
     values = sorted(values)
     pick = lambda q: values[min(len(values) - 1, int(q * len(values)))]  # noqa: E731
-    return {"n": len(values), "p50": round(pick(0.5), 2), "p99": round(pick(0.99), 2),
-            "max": round(values[-1], 2), "mean": round(statistics.fmean(values), 2)}
+    return {"n": len(values), "p50": round(pick(0.5), 2), "p90": round(pick(0.9), 2),
+            "p99": round(pick(0.99), 2), "max": round(values[-1], 2),
+            "mean": round(statistics.fmean(values), 2)}
+
+
+def show(result: dict) -> None:
+    cpu = " ".join(f"{k}={v}" for k, v in sorted(result["cpu_pct"].items()) if v >= 1)
+    print(f"{result['path']:7} {result['rate']:6.0f}/s  calls {result['calls']:6}  failed "
+          f"{result['failed_pct']:6.2f} %  PDD {result['pdd_ms']}  CPU% {cpu}", flush=True)
 
 
 BENCH_FILES = ("bench.conf", "queues_bench.conf")
@@ -117,46 +315,81 @@ def remove_bench_dialplan() -> None:
     lab_asterisk.cli("module reload app_queue.so")
 
 
+DEFAULT_PLAN = ("plain=300,350,400 holder=100,125,150 agi=200,250,300 "
+                "queue=100,125,150 plainq=200,300,400 agiq=200,250,300")
+
+
+def parse_plan(text: str) -> list[tuple[str, list[float]]]:
+    """"plain=100,200 holder=100" -> [("plain", [100.0, 200.0]), ("holder", [100.0])]"""
+    plan = []
+    for item in text.split():
+        path, _, rates = item.partition("=")
+        if path not in PATHS or not rates:
+            raise argparse.ArgumentTypeError(f"{item!r}: want path=rate,... with a path of {sorted(PATHS)}")
+        plan.append((path, [float(r) for r in rates.split(",")]))
+    return plan
+
+
+async def measure(lab: Lab, args: argparse.Namespace) -> list[dict]:
+    results: list[dict] = []
+    held: dict[str, float] = {}
+    for path, rates in args.plan:
+        for rate in sorted(rates):
+            result = await run_rate(lab, path, rate, args.seconds)
+            result["phase"] = "ceiling"
+            results.append(result)
+            show(result)
+            if not result["holds"]:
+                break
+            held[path] = rate
+    for rate_text in filter(None, args.pdd_rates.split(",")):
+        rate = held.get("plain", 0) / 2 if rate_text == "half" else float(rate_text)
+        for path in filter(None, args.pdd_paths.split(",")) if rate else ():
+            # crm0/crm50 are the holder path with another CRM: the holder's ceiling applies
+            ceiling = held.get("holder" if path.startswith("crm") else path)
+            if rate_text == "half" and ceiling is not None and ceiling < rate:
+                print(f"{path:7} {rate:6.0f}/s  skipped: above its ceiling ({ceiling:g}/s)", flush=True)
+                results.append({"path": path, "rate": rate, "phase": "pdd", "skipped": "above its ceiling"})
+                continue
+            result = await run_rate(lab, path, rate, args.seconds)
+            result["phase"] = "pdd"
+            results.append(result)
+            show(result)
+    return results
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rates", default="10,20,40,60,80")
+    parser.add_argument("--plan", type=parse_plan, default=parse_plan(DEFAULT_PLAN),
+                        help=f"ceiling phase: path=rate,rate,... (default: {DEFAULT_PLAN!r})")
     parser.add_argument("--seconds", type=float, default=120)
-    parser.add_argument("--paths", default="plain,holder,queue")
+    parser.add_argument("--pdd-paths", default="plain,holder,queue,agi,agiq,plainq,crm0,crm50")
+    parser.add_argument("--pdd-rates", default="half,50",
+                        help="'half' is half of the highest rate path (a) held; at that rate, "
+                             "paths whose own ceiling is lower are skipped")
+    parser.add_argument("--caseline-on-plain", action="store_true",
+                        help="keep Caseline attached (ARI + AMI) during the dialplan-only paths")
     parser.add_argument("--out", type=Path, default=Path("bench/results/call_rate.json"))
     parser.add_argument("--smoke", action="store_true", help="2 s at 5 calls/s per path")
     args = parser.parse_args()
-    rates = [5.0] if args.smoke else [float(r) for r in args.rates.split(",")]
-    seconds = 2.0 if args.smoke else args.seconds
+    if args.smoke:
+        args.plan, args.seconds, args.pdd_rates = parse_plan("plain=5 holder=5 queue=5"), 2.0, "5"
+        args.pdd_paths = "agi,crm0,crm50"
     lab_asterisk.up()
     install_bench_dialplan()
     workdir = Path(tempfile.mkdtemp(prefix="caseline-bench-"))
     redis = RedisServer.start()
-    # The bench measures routing cost: overlapping calls of one client must not turn the
-    # manager "busy", and the queue's only member (a SIPp phone) takes every call.
-    config = copy_config(workdir / "config", queues__operators__asterisk_queue="benchq")
-    settings = yaml.safe_load((config / "caseline.yaml").read_text())
-    settings["calls"]["one_call_per_person"] = False
-    (config / "caseline.yaml").write_text(yaml.safe_dump(settings))
-    caseline = CaselineProcess(workdir, [], config, extra_env={"CASELINE_REDIS_URL": redis.url})
-    phones = [sipp.Phone(name, workdir).start() for name in ("mgr1", "op1", "op2", "sup1")]
-    results = []
+    lab = Lab(workdir, redis)
+    lab.caseline_on_plain = args.caseline_on_plain
     try:
-        await caseline.registered()
-        for path in args.paths.split(","):
-            for rate in rates:
-                result = await run_rate(workdir, path, rate, seconds)
-                results.append(result)
-                print(f"{path:7} {rate:6.0f}/s  calls {result['calls']:6}  failed "
-                      f"{result['failed_pct']:6.2f} %  PDD {result['pdd_ms']}", flush=True)
-                lab_asterisk.cli("channel request hangup all")
+        results = await measure(lab, args)
     finally:
-        caseline.stop()
-        for phone in phones:
-            phone.stop()
+        await lab.close()
         redis.stop()
         remove_bench_dialplan()
     machine = {"asterisk": lab_asterisk.cli("core show version").strip()[:60],
-               "seconds_per_rate": seconds}
+               "seconds_per_rate": args.seconds, "cores": os.cpu_count(),
+               "max_failed_pct": MAX_FAILED_PCT}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"machine": machine, "results": results}, indent=1))
     print(f"results: {args.out} (SIPp traces: {workdir})")

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from . import paths
 
-HOST_PACKAGES = {"debootstrap": "debootstrap", "sipp": "sip-tester", "redis-server": "redis-server"}
+HOST_PACKAGES = {"debootstrap": "debootstrap", "sipp": "sip-tester", "redis-server": "redis-server",
+                 "tcpdump": "tcpdump"}  # tcpdump: post-dial delay on the wire (bench/call_rate.py)
 ROOT_PACKAGES = "asterisk,asterisk-modules,asterisk-core-sounds-en,asterisk-moh-opsound-wav"
 MIRROR = os.environ.get("CASELINE_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 # Debian's asterisk user owns these; root here lacks CAP_DAC_OVERRIDE, so root must own them.

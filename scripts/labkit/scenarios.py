@@ -146,9 +146,12 @@ def ivr_caller(digits: str, after_answer_ms: int, hold_ms: int, gap_ms: int = 30
     return xml.replace("CSeq: 2 BYE", f"CSeq: {2 + len(digits)} BYE")
 
 
-def bench_caller(talk_ms: int = 200) -> str:
+def bench_caller(talk_ms: int = 200, answer_within_ms: int = 10_000) -> str:
     """The call-rate benchmark's caller: RTD 1 runs from the INVITE to the first 180/183/200
-    (post-dial delay, read with -trace_rtt), then a short talk and our BYE."""
+    (post-dial delay, read with -trace_rtt), then a short talk and our BYE.
+
+    The phones answer at once, so a call not answered within `answer_within_ms` is stuck
+    behind an overload: SIPp counts it failed (and cancels it) instead of waiting for ever."""
     invite = _CALLER_INVITE.replace('<send retrans="500">', '<send retrans="500" start_rtd="1">', 1)
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="caseline bench caller">
@@ -157,7 +160,7 @@ def bench_caller(talk_ms: int = 200) -> str:
   <recv response="180" optional="true" rtd="1"/>
   <recv response="183" optional="true" rtd="1"/>
   <recv response="180" optional="true"/>
-  <recv response="200" rtd="1" rrs="true"/>
+  <recv response="200" rtd="1" rrs="true" timeout="{answer_within_ms}"/>
 {_ACK_AFTER_200}  <pause milliseconds="{talk_ms}"/>
 {_OUR_BYE}</scenario>
 """

@@ -24,7 +24,8 @@ async def test_call_rate_runner_smoke(asterisk, tmp_path):
         cwd=PROJECT, capture_output=True, text=True, timeout=170)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     results = json.loads(out.read_text())["results"]
-    assert [r["path"] for r in results] == ["plain", "holder", "queue"]
+    assert [r["path"] for r in results] == ["plain", "holder", "queue", "agi", "crm0", "crm50"]
     for r in results:
         assert r["successful"] == r["calls"] and r["failed"] == 0, r
-        assert r["pdd_ms"]["n"] == r["calls"]
+        assert r["pdd_ms"]["n"] == r["calls"] and r["capture"]["dropped"] == 0, r
+        assert r["cpu_pct"]["asterisk"] > 0, r
