@@ -222,8 +222,14 @@ async def run_rate(lab: Lab, path_name: str, rate: float, seconds: float) -> dic
         stderr=asyncio.subprocess.DEVNULL)
     caller_cpu = 0.0
     aborted = False
+    queued: dict[str, int] = {}
+    tick = 0
     while process.returncode is None:  # the caller's CPU must be read before it is reaped
         caller_cpu = cpu_seconds(process.pid) or caller_cpu
+        tick += 1
+        if tick % 5 == 0:  # every ~5 s: which of Asterisk's task queues back up
+            for queue, depth in (await asyncio.to_thread(taskprocessor_queues)).items():
+                queued[queue] = max(depth, queued.get(queue, 0))
         try:
             await asyncio.wait_for(process.wait(), 1.0)
         except TimeoutError:
@@ -248,13 +254,32 @@ async def run_rate(lab: Lab, path_name: str, rate: float, seconds: float) -> dic
     failed_pct = 100.0 * (calls - ok) / calls  # calls never finished count as failed too
     lab_asterisk.cli("channel request hangup all")  # a collapsed run must not spill over
     if failed_pct > MAX_FAILED_PCT:
-        await lab.stop_caseline()  # and the next run starts with a fresh process
+        # A collapse leaves Asterisk bloated (GBs of queued work) and Caseline mid-way
+        # through hundreds of calls: the next run starts with fresh processes of both.
+        await lab.stop_caseline()
+        await asyncio.to_thread(restart_asterisk)
     return {"path": path_name, "rate": rate, "seconds": seconds, "calls": calls,
             "aborted_early": aborted,
             "successful": ok, "failed": failed, "failed_pct": round(failed_pct, 3),
             "holds": failed_pct <= MAX_FAILED_PCT, "elapsed_s": round(elapsed, 1),
             "pdd_ms": summary(wire_pdd), "pdd_sipp_ms": summary(sipp_pdd), "capture": packets,
-            "cpu_pct": cpu}
+            "cpu_pct": cpu,
+            "taskprocessors_most_queued": dict(sorted(queued.items(), key=lambda kv: -kv[1])[:4])}
+
+
+def taskprocessor_queues() -> dict[str, int]:
+    """Asterisk's task queues with work waiting now ("In Queue"), by name without its id:
+
+    Processor                                 Processed   In Queue  Max Depth ...
+    stasis/m:manager:core-0000000d              2624519          6        556 ...
+    """
+    queues = {}
+    for line in lab_asterisk.cli("core show taskprocessors").splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[2].isdigit() and int(parts[2]) > 0:
+            name = parts[0].rsplit("-", 1)[0]
+            queues[name] = max(int(parts[2]), queues.get(name, 0))
+    return queues
 
 
 def read_stats(path: Path) -> dict[str, int]:
@@ -301,6 +326,12 @@ def show(result: dict) -> None:
 BENCH_FILES = ("bench.conf", "queues_bench.conf")
 
 
+def restart_asterisk() -> None:
+    lab_asterisk.stop()
+    lab_asterisk.start()
+    lab_asterisk.wait_ready()
+
+
 def install_bench_dialplan() -> None:
     for name in BENCH_FILES:
         shutil.copy(Path(__file__).with_name("asterisk") / name, lab_paths.ROOT / "etc/asterisk" / name)
@@ -330,15 +361,26 @@ def parse_plan(text: str) -> list[tuple[str, list[float]]]:
     return plan
 
 
-async def measure(lab: Lab, args: argparse.Namespace) -> list[dict]:
-    results: list[dict] = []
+class Results:
+    """Every run is written out as soon as it ends: a long run stopped half-way keeps its figures."""
+
+    def __init__(self, out: Path, machine: dict) -> None:
+        self.out, self.machine, self.runs = out, machine, []
+        out.parent.mkdir(parents=True, exist_ok=True)
+
+    def add(self, result: dict) -> None:
+        self.runs.append(result)
+        if "pdd_ms" in result:
+            show(result)
+        self.out.write_text(json.dumps({"machine": self.machine, "results": self.runs}, indent=1))
+
+
+async def measure(lab: Lab, args: argparse.Namespace, results: Results) -> None:
     held: dict[str, float] = {}
     for path, rates in args.plan:
         for rate in sorted(rates):
             result = await run_rate(lab, path, rate, args.seconds)
-            result["phase"] = "ceiling"
-            results.append(result)
-            show(result)
+            results.add(dict(result, phase="ceiling"))
             if not result["holds"]:
                 break
             held[path] = rate
@@ -349,13 +391,9 @@ async def measure(lab: Lab, args: argparse.Namespace) -> list[dict]:
             ceiling = held.get("holder" if path.startswith("crm") else path)
             if rate_text == "half" and ceiling is not None and ceiling < rate:
                 print(f"{path:7} {rate:6.0f}/s  skipped: above its ceiling ({ceiling:g}/s)", flush=True)
-                results.append({"path": path, "rate": rate, "phase": "pdd", "skipped": "above its ceiling"})
+                results.add({"path": path, "rate": rate, "phase": "pdd", "skipped": "above its ceiling"})
                 continue
-            result = await run_rate(lab, path, rate, args.seconds)
-            result["phase"] = "pdd"
-            results.append(result)
-            show(result)
-    return results
+            results.add(dict(await run_rate(lab, path, rate, args.seconds), phase="pdd"))
 
 
 async def main() -> int:
@@ -381,17 +419,15 @@ async def main() -> int:
     redis = RedisServer.start()
     lab = Lab(workdir, redis)
     lab.caseline_on_plain = args.caseline_on_plain
+    results = Results(args.out, {"asterisk": lab_asterisk.cli("core show version").strip()[:60],
+                                 "seconds_per_rate": args.seconds, "cores": os.cpu_count(),
+                                 "max_failed_pct": MAX_FAILED_PCT})
     try:
-        results = await measure(lab, args)
+        await measure(lab, args, results)
     finally:
         await lab.close()
         redis.stop()
         remove_bench_dialplan()
-    machine = {"asterisk": lab_asterisk.cli("core show version").strip()[:60],
-               "seconds_per_rate": args.seconds, "cores": os.cpu_count(),
-               "max_failed_pct": MAX_FAILED_PCT}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"machine": machine, "results": results}, indent=1))
     print(f"results: {args.out} (SIPp traces: {workdir})")
     return 0
 

@@ -1,29 +1,30 @@
-"""Plot post-dial delay against call rate from bench/call_rate.py's printed results.
+"""Plot post-dial delay against call rate from bench/call_rate.py's JSON.
 
-  .venv/bin/python bench/plot_pdd.py bench/results/call_rate_10-40.txt bench/results/call_rate_60-150.txt
-writes bench/results/pdd_vs_rate.png (needs the `bench` extra: matplotlib).
+  .venv/bin/python bench/plot_pdd.py bench/results/call_rate.json [more.json ...]
+writes bench/results/pdd_vs_rate.png (needs the `bench` extra: matplotlib). Every run of
+both phases is a point; a run that lost more than 0.1 % of its calls is drawn hollow.
 """
 from __future__ import annotations
 
-import ast
-import re
+import json
 import sys
 from collections import defaultdict
 from pathlib import Path
 
-LINE = re.compile(r"^(\w+)\s+([\d.]+)/s\s+calls\s+(\d+)\s+failed\s+([\d.]+) %\s+PDD (\{.*\})$")
+LABELS = {"plain": "(a) plain Dial", "holder": "(b) ARI, to the holder",
+          "agi": "(b) FastAGI + Dial", "queue": "(c) ARI, to the queue",
+          "agiq": "(c) FastAGI + Queue", "plainq": "plain Queue (control for c)",
+          "crm0": "(b) ARI, HTTP CRM 0 ms", "crm50": "(b) ARI, HTTP CRM 50 ms"}
 
 
-def read(paths: list[Path]) -> dict[str, list[tuple[float, float, float, float]]]:
-    series: dict[str, dict[float, tuple[float, float, float]]] = defaultdict(dict)
-    for path in paths:
-        for line in path.read_text().splitlines():
-            m = LINE.match(line.strip())
-            if m:
-                pdd = ast.literal_eval(m.group(5))
-                if pdd:
-                    series[m.group(1)][float(m.group(2))] = (pdd["p50"], pdd["p99"], float(m.group(4)))
-    return {k: sorted((r, *v) for r, v in d.items()) for k, d in series.items()}
+def series(results: list[dict]) -> dict[str, list[tuple[float, float, float, bool]]]:
+    """path -> [(rate, p50, p99, held)], one point per rate (the later run wins)."""
+    points: dict[str, dict[float, tuple[float, float, bool]]] = defaultdict(dict)
+    for r in results:
+        pdd = r.get("pdd_ms") or {}
+        if "p50" in pdd:
+            points[r["path"]][r["rate"]] = (pdd["p50"], pdd["p99"], r["holds"])
+    return {p: sorted((rate, *v) for rate, v in d.items()) for p, d in points.items()}
 
 
 def main(argv: list[str]) -> int:
@@ -31,18 +32,25 @@ def main(argv: list[str]) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    series = read([Path(a) for a in argv])
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for path, points in series.items():
+    files = [json.loads(Path(a).read_text()) for a in argv or ["bench/results/call_rate.json"]]
+    results = [r for data in files for r in data["results"]]
+    seconds = files[0]["machine"]["seconds_per_rate"]
+    fig, (ax50, ax99) = plt.subplots(1, 2, figsize=(12, 4.8), sharex=True)
+    for path, points in series(results).items():
         rates = [p[0] for p in points]
-        ax.plot(rates, [p[1] for p in points], marker="o", label=f"{path} p50")
-        ax.plot(rates, [p[2] for p in points], marker="x", linestyle="--", label=f"{path} p99")
-    ax.set_xlabel("calls per second (SIPp, 30 s per rate)")
-    ax.set_ylabel("post-dial delay, ms (INVITE -> first 180/183/200)")
-    ax.set_yscale("log")
-    ax.set_title("Asterisk 22 lab, 2 cores: plain Dial vs Caseline (holder, queue)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, ncol=3)
+        for ax, column in ((ax50, 1), (ax99, 2)):
+            line, = ax.plot(rates, [p[column] for p in points], marker="o", label=LABELS.get(path, path))
+            lost = [p for p in points if not p[3]]
+            ax.scatter([p[0] for p in lost], [p[column] for p in lost], s=90,
+                       facecolors="white", edgecolors=line.get_color(), zorder=3)
+    for ax, what in ((ax50, "p50"), (ax99, "p99")):
+        ax.set_xlabel(f"calls per second (SIPp, {seconds:g} s per rate)")
+        ax.set_ylabel(f"post-dial delay {what}, ms (on the wire)")
+        ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+    ax50.legend(fontsize=7)
+    fig.suptitle("Asterisk 22 lab, 2 shared cores: INVITE -> first 180/183/200 against call rate "
+                 "(hollow: more than 0.1 % of calls lost)")
     out = Path("bench/results/pdd_vs_rate.png")
     fig.tight_layout()
     fig.savefig(out, dpi=110)

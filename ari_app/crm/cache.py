@@ -36,9 +36,14 @@ class TtlLru(Generic[V]):
     def put(self, key: str, value: V, ttl_s: float) -> None:
         if ttl_s <= 0:
             return
-        self._data[key] = (self._clock() + ttl_s, value)
+        now = self._clock()
+        self._data[key] = (now + ttl_s, value)
         self._data.move_to_end(key)
         while len(self._data) > self.max_entries:
+            self._data.popitem(last=False)
+        # Callers nobody asked about again sit at the old end; once expired they only cost
+        # memory and garbage-collector time, so they go as new entries come, not at the cap.
+        while self._data and next(iter(self._data.values()))[0] <= now:
             self._data.popitem(last=False)
 
     def pop(self, key: str) -> None:

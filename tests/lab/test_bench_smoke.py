@@ -29,3 +29,7 @@ async def test_call_rate_runner_smoke(asterisk, tmp_path):
         assert r["successful"] == r["calls"] and r["failed"] == 0, r
         assert r["pdd_ms"]["n"] == r["calls"] and r["capture"]["dropped"] == 0, r
         assert r["cpu_pct"]["asterisk"] > 0, r
+    table = await asyncio.to_thread(subprocess.run, [
+        sys.executable, "bench/call_rate_table.py", str(out)],
+        cwd=PROJECT, capture_output=True, text=True, timeout=30, check=True)
+    assert "| plain | 5 (0.00 %) | 5 | above 5 |" in table.stdout, table.stdout

@@ -295,6 +295,16 @@ def test_lru_is_bounded() -> None:
     assert len(cache) == 2
 
 
+def test_expired_entries_at_the_old_end_go_when_new_ones_come() -> None:
+    clock = Clock()
+    cache: TtlLru[str] = TtlLru(max_entries=100, clock=clock)
+    cache.put("a", "1", 10)
+    cache.put("b", "2", 60)
+    clock.now += 11  # a has expired, b has not
+    cache.put("c", "3", 60)
+    assert len(cache) == 2 and cache.get("b") == "2" and cache.get("c") == "3"
+
+
 async def test_service_cache_is_bounded() -> None:
     crm = FakeCrm({A: REC_A, B: REC_B})
     svc = service(crm, cache_max_entries=1)
