@@ -25,7 +25,8 @@ run, the CPU seconds every process used (Asterisk, Caseline, Redis, SIPp) are re
   .venv/bin/python bench/call_rate.py                      # the full run (~1 h)
   .venv/bin/python bench/call_rate.py --plan "holder=100,125" --pdd-paths "" --seconds 30
   .venv/bin/python bench/call_rate.py --smoke      # seconds: the runner cannot rot
-Needs the lab (`scripts/lab up`) and nobody else using it.
+Needs the lab (`scripts/lab up`) and nobody else using it. CASELINE_BENCH_KEEP_PCAP=1 keeps
+each run's capture in the SIPp trace folder (printed at the end) instead of deleting it.
 """
 from __future__ import annotations
 
@@ -157,7 +158,7 @@ class Lab:
         self.starts += 1
         folder = self.workdir / f"config-{self.starts}"
         # The bench measures routing cost: overlapping calls of one client must not turn the
-        # manager "busy", and the queue's only member (a SIPp phone) takes every call.
+        # manager "busy", and queued calls go to benchq (bench/asterisk/queues_bench.conf).
         config = copy_config(folder, queues__operators__asterisk_queue="benchq")
         settings = yaml.safe_load((config / "caseline.yaml").read_text())
         settings["calls"]["one_call_per_person"] = False
