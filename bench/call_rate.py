@@ -57,7 +57,6 @@ from labkit.redis_server import RedisServer  # noqa: E402
 from bench.sip_capture import Capture, post_dial_delays  # noqa: E402
 
 MAX_FAILED_PCT = 0.1
-DIALPLAN_ONLY = ("9300", "9301")  # bench.conf: no Caseline on these paths
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -66,13 +65,14 @@ class BenchPath:
     service: str  # the number SIPp dials
     number: str | None  # the caller's number, or None: a fresh number on every call
     crm_delay_ms: float | None = None  # None: the shipped file CRM; else the bench HTTP CRM
+    dialplan_only: bool = False  # bench.conf routes it without Caseline
 
 
 PATHS = {
-    "plain": BenchPath("9300", "+79161234567"),
+    "plain": BenchPath("9300", "+79161234567", dialplan_only=True),
     "holder": BenchPath("100", "+79161234567"),  # an A client of mgr1 in config/clients.yaml
     "queue": BenchPath("100", None),
-    "plainq": BenchPath("9301", None),
+    "plainq": BenchPath("9301", None, dialplan_only=True),
     "agi": BenchPath("9100", "+79161234567"),  # (b) through the FastAGI front + dialplan Dial
     "agiq": BenchPath("9100", None),  # (c) through the FastAGI front
     "crm0": BenchPath("100", None, crm_delay_ms=0),
@@ -105,10 +105,8 @@ async def start_bench_crm(delay_ms: float) -> tuple[web.AppRunner, str]:
     app.router.add_get("/clients/{number}", client)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{port}/clients/{{number}}"
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}/clients/{{number}}"
 
 
 # --- CPU per process ----------------------------------------------------------------------
@@ -140,15 +138,15 @@ class CpuMeter:
 class Lab:
     """Caseline (configured for one CRM kind), Redis and the SIPp phones of the bench."""
 
-    def __init__(self, workdir: Path, redis: RedisServer) -> None:
+    def __init__(self, workdir: Path, redis: RedisServer, *, caseline_on_plain: bool) -> None:
         self.workdir = workdir
         self.redis = redis
         self.phones = [sipp.Phone(name, workdir).start() for name in ("mgr1", "op1", "op2", "sup1")]
         self.caseline: CaselineProcess | None = None
         self.crm: web.AppRunner | None = None
-        self.crm_delay_ms: float | None = -1.0  # nothing started yet
+        self.crm_delay_ms: float | None = None  # of the running Caseline
         self.fresh = FreshNumbers()
-        self.caseline_on_plain = False
+        self.caseline_on_plain = caseline_on_plain
         self.starts = 0
 
     async def caseline_for(self, crm_delay_ms: float | None) -> None:
@@ -197,7 +195,7 @@ class Lab:
 
 async def run_rate(lab: Lab, path_name: str, rate: float, seconds: float) -> dict:
     path = PATHS[path_name]
-    if path.service not in DIALPLAN_ONLY:
+    if not path.dialplan_only:
         await lab.caseline_for(path.crm_delay_ms)
     elif not lab.caseline_on_plain:
         await lab.stop_caseline()  # the baseline: Asterisk with nobody attached
@@ -418,8 +416,7 @@ async def main() -> int:
     install_bench_dialplan()
     workdir = Path(tempfile.mkdtemp(prefix="caseline-bench-"))
     redis = RedisServer.start()
-    lab = Lab(workdir, redis)
-    lab.caseline_on_plain = args.caseline_on_plain
+    lab = Lab(workdir, redis, caseline_on_plain=args.caseline_on_plain)
     results = Results(args.out, {"asterisk": lab_asterisk.cli("core show version").strip()[:60],
                                  "seconds_per_rate": args.seconds, "cores": os.cpu_count(),
                                  "max_failed_pct": MAX_FAILED_PCT})
