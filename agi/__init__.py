@@ -1,9 +1,9 @@
 """FastAGI front: plain-dialplan sites get Caseline's decision as CASELINE_* channel variables."""
-from .protocol import (
+from agi.protocol import (
     AgiConnectionClosed, AgiDeadChannel, AgiError, AgiHangup, AgiInvalidCommand,
     AgiProtocolError, AgiResponse, AgiUsageError,
 )
-from .server import AgiServer, EndpointOf, Route
+from agi.server import AgiServer, EndpointOf, Route
 
 __all__ = [
     "AgiConnectionClosed", "AgiDeadChannel", "AgiError", "AgiHangup", "AgiInvalidCommand",

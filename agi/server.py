@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING
 
 from ari_app.core.models import CallerProfile, Decision
 
-from .protocol import (
+from agi.protocol import (
     MAX_LINE_BYTES, MAX_RESPONSE_LINE_BYTES, AgiConnectionClosed, AgiDeadChannel, AgiError,
     AgiHangup, AgiProtocolError, AgiResponse, HeaderParser, ResponseParser, decode_line,
     script_name,
 )
-from .variables import (
+from agi.variables import (
     decision_variables, fallback_variables, sanitize_call_id, sanitize_caller_id,
     set_variable_command,
 )

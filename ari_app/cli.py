@@ -8,7 +8,7 @@ import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-from .config_files import ConfigError
+from ari_app.config.files import ConfigError
 
 DEFAULT_CONFIG = Path("config")
 
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.command == "run":
-            from .main import run_forever
+            from ari_app.main import run_forever
             return asyncio.run(run_forever(args.config, greet=args.greet))
         return asyncio.run(COMMANDS[args.command](args))
     except ConfigError as e:
@@ -60,9 +60,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def explain_command(args: argparse.Namespace) -> int:
-    from .core.decide import explain
-    from .main import build_core
-    from .settings import load_settings
+    from ari_app.core.decide import explain
+    from ari_app.main import build_core
+    from ari_app.config.settings import load_settings
 
     settings = load_settings(args.config)
     async with AsyncExitStack() as stack:
@@ -84,9 +84,9 @@ async def explain_command(args: argparse.Namespace) -> int:
 
 
 async def calls_command(args: argparse.Namespace) -> int:
-    from .calls.outcomes import last_decisions
-    from .history.store import redis_client
-    from .settings import load_settings
+    from ari_app.record.outcomes import last_decisions
+    from ari_app.history.store import redis_client
+    from ari_app.config.settings import load_settings
 
     settings = load_settings(args.config)
     redis = redis_client(settings.redis.url, timeout_s=5)
@@ -104,9 +104,9 @@ async def calls_command(args: argparse.Namespace) -> int:
 
 
 async def check_command(args: argparse.Namespace) -> int:
-    from .crm.factory import build_crm
-    from .routing import LiveConfig
-    from .settings import load_settings
+    from ari_app.crm.factory import build_crm
+    from ari_app.router import LiveConfig
+    from ari_app.config.settings import load_settings
 
     settings = load_settings(args.config)
     LiveConfig(args.config / settings.routing_file, args.config / settings.legal_entities_file)
@@ -116,11 +116,11 @@ async def check_command(args: argparse.Namespace) -> int:
 
 
 async def history_command(args: argparse.Namespace) -> int:
-    from .history.cdr_import import import_cdr_file
-    from .history.store import RedisHistoryStore, redis_client
-    from .main import managers_by_endpoint
-    from .routing import LiveConfig
-    from .settings import load_settings
+    from ari_app.history.cdr import import_cdr_file
+    from ari_app.history.store import RedisHistoryStore, redis_client
+    from ari_app.main import managers_by_endpoint
+    from ari_app.router import LiveConfig
+    from ari_app.config.settings import load_settings
 
     settings = load_settings(args.config)
     config = LiveConfig(args.config / settings.routing_file, args.config / settings.legal_entities_file)
@@ -145,7 +145,7 @@ async def ops_request(args: argparse.Namespace, method: str, path: str,
     """A request to the running process's ops API, authenticated with CASELINE_OPS_TOKEN."""
     import aiohttp
 
-    from .settings import load_settings
+    from ari_app.config.settings import load_settings
 
     settings = load_settings(args.config)
     url = f"http://{settings.ops.host}:{settings.ops.port}{path}"
@@ -174,8 +174,8 @@ async def crm_command(args: argparse.Namespace) -> int:
 
 
 async def dialplan_command(args: argparse.Namespace) -> int:
-    from .ops.dialplan_reload import reload_dialplan
-    from .settings import load_settings
+    from ari_app.ops.dialplan_reload import reload_dialplan
+    from ari_app.config.settings import load_settings
 
     result = await reload_dialplan(load_settings(args.config), args.source, args.install_dir)
     print(result.summary())

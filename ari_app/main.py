@@ -16,28 +16,28 @@ from redis.exceptions import RedisError
 
 from agi.server import AgiServer
 
-from .ari.http import HttpAri
-from .calls.app import Call, StasisApp
-from .calls.cdr_events import CdrListener
-from .calls.execute import Executor, leave_to_dialplan
-from .calls.greet import make_greeter
-from .calls.handler import CallRouting
-from .calls.observer import CallObserver
-from .calls.outcomes import OutcomeRecorder
-from .calls.pending_writes import PendingWrites
-from .calls.presence import RedisPresence
-from .core.clock import SystemClock
-from .core.environment import load_region_names
-from .core.numbers import normalize
-from .crm.factory import build_crm
-from .crm.service import CrmService
-from .history.store import RedisHistoryStore, redis_client
-from .ops.ami import ami_ready
-from .ops.api import OpsServer, create_app
-from .ops.logs import configure_json_logging
-from .ops.metrics import Metrics
-from .routing import LiveConfig, Router
-from .settings import Settings, load_settings
+from ari_app.ari.http import HttpAri
+from ari_app.stasis.app import Call, StasisApp
+from ari_app.record.cdr_listener import CdrListener
+from ari_app.stasis.execute import Executor, leave_to_dialplan
+from ari_app.stasis.greet import make_greeter
+from ari_app.stasis.handler import CallRouting
+from ari_app.record.observer import CallObserver
+from ari_app.record.outcomes import OutcomeRecorder
+from ari_app.record.pending_writes import PendingWrites
+from ari_app.stasis.presence import RedisPresence
+from ari_app.core.clock import SystemClock
+from ari_app.core.environment import load_region_names
+from ari_app.core.numbers import normalize
+from ari_app.crm.factory import build_crm
+from ari_app.crm.service import CrmService
+from ari_app.history.store import RedisHistoryStore, redis_client
+from ari_app.ops.ami import ami_ready
+from ari_app.ops.api import OpsServer, create_app
+from ari_app.ops.logs import configure_json_logging
+from ari_app.ops.metrics import Metrics
+from ari_app.router import LiveConfig, Router
+from ari_app.config.settings import Settings, load_settings
 
 log = logging.getLogger("caseline")
 

@@ -31,7 +31,7 @@ from bench import report  # noqa: E402
 report.setup_paths()
 
 from ari_app.core.models import Contact, Direction  # noqa: E402
-from ari_app.history.settings import HistorySettings  # noqa: E402
+from ari_app.config.history_settings import HistorySettings  # noqa: E402
 from ari_app.history.store import RedisHistoryStore, encode_contact, redis_client  # noqa: E402
 from labkit.redis_server import RedisServer  # noqa: E402
 

@@ -5,7 +5,7 @@
 
 Two shapes of "a call in progress":
 
-- minimal: `ari_app.calls.app.Call` objects on a minimal StasisApp-like holder, each with
+- minimal: `ari_app.stasis.app.Call` objects on a minimal StasisApp-like holder, each with
   its StasisStart channel (decoded from JSON, as the websocket delivers it), watched, the
   `Routed` result of a real `Router.route` (profile, decision, reasons) attached, and a
   task blocked in `call.wait_for()` on its event queue: what every call holds while it
@@ -81,7 +81,7 @@ def top_sites(snapshot: tracemalloc.Snapshot, n_calls: int, limit: int = 8) -> l
 
 
 async def minimal_calls(router, callers: list[w.Caller], tag: str) -> tuple[Holder, list[asyncio.Task]]:  # type: ignore[no-untyped-def]
-    from ari_app.calls.app import Call
+    from ari_app.stasis.app import Call
 
     holder = Holder()
     tasks = []

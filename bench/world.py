@@ -225,7 +225,7 @@ async def build(stack: AsyncExitStack, config_dir: Path, redis_url: str, *, fixe
                 metrics=None):  # type: ignore[no-untyped-def]
     """The app's own core (ari_app.main.build_core) on `redis_url`, clock fixed at NOW."""
     from ari_app.main import build_core
-    from ari_app.settings import load_settings
+    from ari_app.config.settings import load_settings
 
     import asyncio
 
@@ -341,17 +341,17 @@ class App:
 
 def build_app(core, ari, metrics, *, presence=None) -> App:  # type: ignore[no-untyped-def]
     """The call-handling half of ari_app.main.build_routing_app, on `ari` (no AMI/AGI/ops)."""
-    from ari_app.calls.app import StasisApp
-    from ari_app.calls.execute import Executor, leave_to_dialplan
-    from ari_app.calls.handler import CallRouting
-    from ari_app.calls.observer import CallObserver
-    from ari_app.calls.outcomes import OutcomeRecorder
-    from ari_app.calls.presence import RedisPresence
+    from ari_app.stasis.app import StasisApp
+    from ari_app.stasis.execute import Executor, leave_to_dialplan
+    from ari_app.stasis.handler import CallRouting
+    from ari_app.record.observer import CallObserver
+    from ari_app.record.outcomes import OutcomeRecorder
+    from ari_app.stasis.presence import RedisPresence
 
     settings = core.settings
     extra = {}
     if "pending" in inspect.signature(OutcomeRecorder).parameters:  # since dcdbf8c
-        from ari_app.calls.pending_writes import PendingWrites
+        from ari_app.record.pending_writes import PendingWrites
 
         extra["pending"] = PendingWrites()
     recorder = OutcomeRecorder(core.redis, core.history, max_entries=settings.decision_log_max,

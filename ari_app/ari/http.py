@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from .interface import AriError, AriUnavailable, ChannelGone, Event, NotInStasis
+from ari_app.ari.interface import AriError, AriUnavailable, ChannelGone, Event, NotInStasis
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ from ari_app.core.models import (
     SourceStatus,
     StepKind,
 )
-from ari_app.policy.models import Chain, NightRule, Policy, Ref, RefKind, RepeatRule, Rule, parse_ref
+from ari_app.core.policy import Chain, NightRule, Policy, Ref, RefKind, RepeatRule, Rule, parse_ref
 
 DEGRADED = frozenset(
     {SourceStatus.UNAVAILABLE, SourceStatus.TIMEOUT, SourceStatus.ERROR, SourceStatus.MALFORMED, SourceStatus.BREAKER_OPEN}

@@ -17,10 +17,10 @@ from phonenumbers import carrier as _carrier
 from phonenumbers import timezone as _timezone
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ari_app.config_files import ConfigError, load_model
+from ari_app.config.files import ConfigError, load_model
 
-from .models import EnvironmentFacts, LegalEntity
-from .numbers import is_e164
+from ari_app.core.models import EnvironmentFacts, LegalEntity
+from ari_app.core.numbers import is_e164
 
 _geocoder: ModuleType | None = None
 _geocoder_lock = threading.Lock()

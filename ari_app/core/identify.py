@@ -13,9 +13,9 @@ from datetime import datetime
 
 from ari_app.history.store import HistoryStore, HistoryUnavailable
 
-from .clock import Clock, SystemClock
-from .history_class import Windows, classify
-from .models import (
+from ari_app.core.clock import Clock, SystemClock
+from ari_app.core.history_class import Windows, classify
+from ari_app.core.models import (
     CallerProfile,
     Contact,
     CrmFacts,
@@ -24,7 +24,7 @@ from .models import (
     HistoryFacts,
     SourceStatus,
 )
-from .numbers import is_e164, mask, normalize
+from ari_app.core.numbers import is_e164, mask, normalize
 
 __all__ = ["Clock", "SystemClock", "gather_profile", "identify"]
 

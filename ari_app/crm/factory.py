@@ -7,10 +7,10 @@ from pathlib import Path
 
 import aiohttp
 
-from ari_app.config_files import ConfigError
+from ari_app.config.files import ConfigError
 
-from .base import CrmClient
-from .settings import BITRIX24_WEBHOOK_ENV, TOKEN_ENV, CrmSettings
+from ari_app.crm.base import CrmClient
+from ari_app.config.crm_settings import BITRIX24_WEBHOOK_ENV, TOKEN_ENV, CrmSettings
 
 ENV_SOURCE = "<environment>"  # the "file" of a ConfigError about an environment variable
 
@@ -32,7 +32,7 @@ def build_crm(
     if settings.adapter == "none":
         return None
     if settings.adapter == "file":
-        from .file_adapter import FileCrm
+        from ari_app.crm.adapters.file import FileCrm
 
         path = Path(settings.file.path)
         return FileCrm(
@@ -41,12 +41,12 @@ def build_crm(
             timezone=settings.timezone,
         )
     if settings.adapter == "http":
-        from .http_adapter import HttpCrm
+        from ari_app.crm.adapters.http import HttpCrm
 
         assert settings.http is not None  # enforced by CrmSettings
         return HttpCrm(settings.http, token=env.get(TOKEN_ENV) or None, session=session)
     if settings.adapter == "bitrix24":
-        from .bitrix24 import Bitrix24Crm, check_webhook_url
+        from ari_app.crm.adapters.bitrix24 import Bitrix24Crm, check_webhook_url
 
         url = env.get(BITRIX24_WEBHOOK_ENV, "")
         if not url:

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from ari_app.core.models import CrmFacts, CrmRecord, SourceStatus
 from ari_app.core.numbers import is_e164, mask
 
-from .base import CrmBadAnswer, CrmClient, CrmError, CrmErrorAnswer, CrmUnavailable
-from .breaker import BreakerState, CircuitBreaker
-from .cache import TtlLru
-from .settings import CrmSettings
+from ari_app.crm.base import CrmBadAnswer, CrmClient, CrmError, CrmErrorAnswer, CrmUnavailable
+from ari_app.crm.breaker import BreakerState, CircuitBreaker
+from ari_app.crm.cache import TtlLru
+from ari_app.config.crm_settings import CrmSettings
 
 log = logging.getLogger(__name__)
 
@@ -239,6 +239,6 @@ class CrmService:
                 log.exception("CRM on_result hook failed")
 
 
-from .factory import build_crm  # noqa: E402  re-exported: the factory sits next to the service
+from ari_app.crm.factory import build_crm  # noqa: E402  re-exported: the factory sits next to the service
 
 __all__ = ["CrmService", "ResultHook", "build_crm"]

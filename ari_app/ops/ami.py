@@ -17,7 +17,7 @@ from panoramisk import Manager
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
-from ari_app.settings import AmiSettings
+from ari_app.config.settings import AmiSettings
 
 log = logging.getLogger("caseline.ami")
 

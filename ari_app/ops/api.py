@@ -21,7 +21,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import SecretStr
 
-from .metrics import CONTENT_TYPE, Metrics
+from ari_app.ops.metrics import CONTENT_TYPE, Metrics
 
 log = logging.getLogger("caseline.ops")
 

@@ -20,10 +20,10 @@ import weakref
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ari_app.settings import Settings
+from ari_app.config.settings import Settings
 
-from .ami import AmiActionError, AmiClient, AmiError, AmiUnavailable
-from .dialplan_check import MAX_FILE_BYTES, check_dialplan
+from ari_app.ops.ami import AmiActionError, AmiClient, AmiError, AmiUnavailable
+from ari_app.ops.dialplan_check import MAX_FILE_BYTES, check_dialplan
 
 log = logging.getLogger("caseline.ops.dialplan")
 

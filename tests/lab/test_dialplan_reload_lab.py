@@ -18,7 +18,7 @@ import pytest
 from pydantic import SecretStr
 
 from ari_app.ops.dialplan_reload import reload_dialplan
-from ari_app.settings import AmiSettings, Settings
+from ari_app.config.settings import AmiSettings, Settings
 from labkit import asterisk as lab_asterisk
 from labkit import paths as lab_paths
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
-from ari_app.calls.outcomes import last_decisions
+from ari_app.record.outcomes import last_decisions
 from labkit import sipp
 from tests.conftest import start_phones
 

@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ari_app.core.models import Contact, Direction
-from ari_app.history.cdr_import import (
+from ari_app.history.cdr import (
     MAX_PROBLEMS,
     CdrReport,
     import_cdr_file,

@@ -18,11 +18,11 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ari_app.config_files import MAX_CONFIG_BYTES, ConfigError
+from ari_app.config.files import MAX_CONFIG_BYTES, ConfigError
 from ari_app.core.environment import load_legal_directory
-from ari_app.crm.file_adapter import load_directory
-from ari_app.policy.loader import load_policy
-from ari_app.settings import load_settings
+from ari_app.crm.adapters.file import load_directory
+from ari_app.config.policy import load_policy
+from ari_app.config.settings import load_settings
 
 from .hostile_inputs import FUZZ
 

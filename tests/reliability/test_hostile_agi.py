@@ -28,16 +28,16 @@ from agi.variables import NAMES
 from ari_app.core.clock import FixedClock
 from ari_app.core.models import CallerProfile, Contact, Decision, Direction
 from ari_app.crm.factory import build_crm
-from ari_app.crm.http_adapter import HttpCrm
+from ari_app.crm.adapters.http import HttpCrm
 from ari_app.crm.service import CrmService
-from ari_app.crm.settings import HttpCrmSettings
-from ari_app.history.cdr_import import import_cdr_file
+from ari_app.config.crm_settings import HttpCrmSettings
+from ari_app.history.cdr import import_cdr_file
 from ari_app.history.store import RedisHistoryStore
 from ari_app.main import agi_endpoint_of, agi_route
 from ari_app.ops.logs import log_decision
 from ari_app.ops.metrics import Metrics
-from ari_app.routing import LiveConfig, Router
-from ari_app.settings import load_settings
+from ari_app.router import LiveConfig, Router
+from ari_app.config.settings import load_settings
 
 from .hostile_inputs import (
     HISTORY_KEY_RE,

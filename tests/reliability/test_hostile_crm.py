@@ -27,10 +27,10 @@ from hypothesis import strategies as st
 
 from ari_app.core.models import CrmRecord, SourceStatus
 from ari_app.crm.base import CrmBadAnswer, CrmError
-from ari_app.crm.bitrix24 import Bitrix24Crm
-from ari_app.crm.http_adapter import HttpCrm, record_from_json
+from ari_app.crm.adapters.bitrix24 import Bitrix24Crm
+from ari_app.crm.adapters.http import HttpCrm, record_from_json
 from ari_app.crm.service import CrmService
-from ari_app.crm.settings import Bitrix24Settings, HttpCrmSettings
+from ari_app.config.crm_settings import Bitrix24Settings, HttpCrmSettings
 
 from .hostile_inputs import (
     FUZZ,

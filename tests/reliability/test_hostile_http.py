@@ -23,14 +23,14 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from ari_app.calls.observer import CallObserver
+from ari_app.record.observer import CallObserver
 from ari_app.crm.factory import build_crm
 from ari_app.crm.service import CrmService
 from ari_app.main import invalidate_hook, redis_check, reload_hook
 from ari_app.ops.api import MAX_BODY, OpsServer, create_app
 from ari_app.ops.metrics import Metrics
-from ari_app.routing import LiveConfig
-from ari_app.settings import load_settings
+from ari_app.router import LiveConfig
+from ari_app.config.settings import load_settings
 
 from .hostile_inputs import HOSTILE_CALLER_IDS, Hostile, hostile_id
 

@@ -16,9 +16,9 @@ import yaml
 from aiohttp.test_utils import TestClient, TestServer
 
 from agi.server import AgiServer
-from ari_app.config_files import ConfigError
+from ari_app.config.files import ConfigError
 from ari_app.crm.factory import build_crm
-from ari_app.crm.settings import (
+from ari_app.config.crm_settings import (
     BITRIX24_WEBHOOK_ENV,
     TOKEN_ENV,
     CrmSettings,
@@ -26,7 +26,7 @@ from ari_app.crm.settings import (
 )
 from ari_app.ops.api import OpsServer, create_app
 from ari_app.ops.metrics import Metrics
-from ari_app.settings import ENV_OVERRIDES, Settings, load_settings
+from ari_app.config.settings import ENV_OVERRIDES, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config"

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from ari_app.core.models import Contact, Direction
-from ari_app.history.cdr_import import CdrReport, endpoint_of, import_cdr_file, parse_cdr_rows
+from ari_app.history.cdr import CdrReport, endpoint_of, import_cdr_file, parse_cdr_rows
 from ari_app.history.store import MemoryHistoryStore, RedisHistoryStore
 
 MANAGERS = {"101": "ivanov", "102": "petrov"}

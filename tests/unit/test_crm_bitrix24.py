@@ -11,12 +11,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from ari_app.config_files import ConfigError
+from ari_app.config.files import ConfigError
 from ari_app.core.models import SourceStatus
 from ari_app.crm import BITRIX24_WEBHOOK_ENV, CrmService, CrmSettings, build_crm
 from ari_app.crm.base import CrmBadAnswer, CrmErrorAnswer, CrmUnavailable
-from ari_app.crm.bitrix24 import Bitrix24Crm, check_webhook_url
-from ari_app.crm.settings import Bitrix24Settings
+from ari_app.crm.adapters.bitrix24 import Bitrix24Crm, check_webhook_url
+from ari_app.config.crm_settings import Bitrix24Settings
 
 NUMBER = "+79161234567"
 SECRET = "x7k2secretwebhook"

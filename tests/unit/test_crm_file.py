@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from ari_app.config_files import ConfigError
+from ari_app.config.files import ConfigError
 from ari_app.crm import CrmSettings, build_crm
-from ari_app.crm.file_adapter import FileCrm
+from ari_app.crm.adapters.file import FileCrm
 from ari_app.crm.records import MAX_EXTRA_KEYS, MAX_NAME
 
 SAMPLE = Path(__file__).resolve().parents[2] / "config" / "clients.yaml"

@@ -15,10 +15,10 @@ from aiohttp.test_utils import TestServer
 from ari_app.core.models import SourceStatus
 from ari_app.crm import CrmService, CrmSettings, build_crm
 from ari_app.crm.base import CrmBadAnswer, CrmErrorAnswer, CrmUnavailable
-from ari_app.crm.file_adapter import FileCrm
-from ari_app.crm.http_adapter import HttpCrm
+from ari_app.crm.adapters.file import FileCrm
+from ari_app.crm.adapters.http import HttpCrm
 from ari_app.crm.reference_server import make_app
-from ari_app.crm.settings import HttpCrmSettings
+from ari_app.config.crm_settings import HttpCrmSettings
 
 SAMPLE = Path(__file__).resolve().parents[2] / "config" / "clients.yaml"
 NUMBER = "+79161234567"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ari_app.config_files import ConfigError
+from ari_app.config.files import ConfigError
 from ari_app.core.models import CrmRecord, SourceStatus
 from ari_app.crm import CrmService, CrmSettings, build_crm, load_crm_settings
 from ari_app.crm.base import CrmBadAnswer, CrmClient, CrmErrorAnswer, CrmUnavailable

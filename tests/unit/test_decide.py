@@ -25,7 +25,8 @@ from ari_app.core.models import (
     SourceStatus,
     StepKind,
 )
-from ari_app.policy import Policy, load_policy, parse_policy
+from ari_app.config.policy import load_policy, parse_policy
+from ari_app.core.policy import Policy
 
 ROUTING = Path(__file__).resolve().parents[2] / "config" / "routing.yaml"
 POLICY = load_policy(ROUTING)

@@ -27,7 +27,8 @@ from ari_app.core.models import (
     SourceStatus,
     StepKind,
 )
-from ari_app.policy import Policy, parse_policy
+from ari_app.config.policy import parse_policy
+from ari_app.core.policy import Policy
 
 ROUTING = Path(__file__).resolve().parents[2] / "config" / "routing.yaml"
 RAW: dict[str, Any] = yaml.safe_load(ROUTING.read_text(encoding="utf-8"))

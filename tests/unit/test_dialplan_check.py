@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from ari_app.ops.ami import AmiAuthError, AmiClient, AmiUnavailable, ami_ready
 from ari_app.ops.dialplan_check import check_dialplan, strip_comment, unbalanced
 from ari_app.ops.dialplan_reload import read_dialplan_dir, reload_dialplan
-from ari_app.settings import AmiSettings, Settings
+from ari_app.config.settings import AmiSettings, Settings
 
 PROJECT_DIALPLAN = Path(__file__).resolve().parents[2] / "dialplan"
 SECRET = "ami-s3cr3t"

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ari_app.config_files import ConfigError
+from ari_app.config.files import ConfigError
 from ari_app.core import environment
 from ari_app.core.environment import (
     LegalDirectory,

@@ -8,9 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
-from ari_app.config_files import ConfigError, load_model
+from ari_app.config.files import ConfigError, load_model
 from ari_app.core.models import Contact, Direction
-from ari_app.history.settings import HistorySettings, parse_duration
+from ari_app.config.history_settings import HistorySettings, parse_duration
 from ari_app.history.store import (
     HistoryUnavailable,
     MemoryHistoryStore,

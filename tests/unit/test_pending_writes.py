@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from ari_app.calls.pending_writes import PendingWrites
+from ari_app.record.pending_writes import PendingWrites
 
 
 class FlakyStore:

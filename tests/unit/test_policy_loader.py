@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
-from ari_app.config_files import ConfigError
-from ari_app.policy import Policy, Ref, RefKind, load_policy, parse_policy
+from ari_app.config.files import ConfigError
+from ari_app.config.policy import load_policy, parse_policy
+from ari_app.core.policy import Policy, Ref, RefKind
 
 ROUTING = Path(__file__).resolve().parents[2] / "config" / "routing.yaml"
 RAW: dict[str, Any] = yaml.safe_load(ROUTING.read_text(encoding="utf-8"))

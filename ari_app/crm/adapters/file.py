@@ -28,11 +28,11 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ari_app.config_files import ConfigError, load_model
+from ari_app.config.files import ConfigError, load_model
 from ari_app.core.models import CrmRecord
 from ari_app.core.numbers import normalize, sanitize_for_log
 
-from .records import MAX_EXTRA_KEYS, build_record
+from ari_app.crm.records import MAX_EXTRA_KEYS, build_record
 
 MAX_CLIENTS = 200_000
 

@@ -1,8 +1,8 @@
 """The simplest call: answer, play a prompt, hang up (`caseline run --greet`, the lab's smoke test)."""
 from __future__ import annotations
 
-from ..ari.interface import ChannelGone
-from .app import Call
+from ari_app.ari.interface import ChannelGone
+from ari_app.stasis.app import Call
 
 PROMPT_TIMEOUT_S = 30
 

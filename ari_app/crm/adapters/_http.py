@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 
-from .base import CrmBadAnswer, CrmUnavailable
+from ari_app.crm.base import CrmBadAnswer, CrmUnavailable
 
 GATEWAY_DOWN = frozenset({502, 503, 504})  # a proxy in front of the CRM says it is not there
 

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from redis.exceptions import RedisError
 
-from ..history.store import HistoryUnavailable
+from ari_app.history.store import HistoryUnavailable
 
 log = logging.getLogger(__name__)
 

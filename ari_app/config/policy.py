@@ -11,8 +11,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ari_app.config_files import ConfigError, load_model, validation_to_config_error
-from ari_app.policy.models import TERMINAL_REFS, Policy, Ref, RefKind, Rule
+from ari_app.config.files import ConfigError, load_model, validation_to_config_error
+from ari_app.core.policy import TERMINAL_REFS, Policy, Ref, RefKind, Rule
 
 
 def load_policy(path: str | Path) -> Policy:

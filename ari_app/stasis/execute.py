@@ -11,12 +11,12 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from ..ari.interface import AriError, ChannelGone, NotInStasis
-from ..core.decide import route_for_target
-from ..core.models import CallerProfile, RouteStep, StepKind
-from ..policy.models import IvrMenu, Policy
-from .app import Call, CallEnded, channel_of
-from .presence import Presence
+from ari_app.ari.interface import AriError, ChannelGone, NotInStasis
+from ari_app.core.decide import route_for_target
+from ari_app.core.models import CallerProfile, RouteStep, StepKind
+from ari_app.core.policy import IvrMenu, Policy
+from ari_app.stasis.app import Call, CallEnded, channel_of
+from ari_app.stasis.presence import Presence
 
 log = logging.getLogger(__name__)
 

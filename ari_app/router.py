@@ -12,17 +12,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from .config_files import ConfigError
-from .core.clock import Clock
-from .core.decide import decide
-from .core.environment import LegalDirectory, describe_number, load_legal_directory
-from .core.history_class import Windows
-from .core.identify import gather_profile
-from .core.models import CallerProfile, CrmFacts, Decision, EnvironmentFacts
-from .crm.service import CrmService
-from .history.store import HistoryStore
-from .policy.loader import load_policy
-from .policy.models import Policy
+from ari_app.config.files import ConfigError
+from ari_app.core.clock import Clock
+from ari_app.core.decide import decide
+from ari_app.core.environment import LegalDirectory, describe_number, load_legal_directory
+from ari_app.core.history_class import Windows
+from ari_app.core.identify import gather_profile
+from ari_app.core.models import CallerProfile, CrmFacts, Decision, EnvironmentFacts
+from ari_app.crm.service import CrmService
+from ari_app.history.store import HistoryStore
+from ari_app.config.policy import load_policy
+from ari_app.core.policy import Policy
 
 log = logging.getLogger(__name__)
 

@@ -5,11 +5,11 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 
-from ..ari.interface import ChannelGone, NotInStasis
-from ..routing import Router
-from .app import Call, CallEnded
-from .execute import Executor, Outcome, leave_to_dialplan
-from .outcomes import OutcomeRecorder
+from ari_app.ari.interface import ChannelGone, NotInStasis
+from ari_app.router import Router
+from ari_app.stasis.app import Call, CallEnded
+from ari_app.stasis.execute import Executor, Outcome, leave_to_dialplan
+from ari_app.record.outcomes import OutcomeRecorder
 
 log = logging.getLogger(__name__)
 

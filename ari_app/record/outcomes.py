@@ -7,11 +7,11 @@ from datetime import datetime
 
 from redis.asyncio import Redis
 
-from ..core.models import CallerProfile, Contact, Decision, Direction
-from ..core.numbers import mask
-from ..history.store import HistoryStore
-from .execute import Outcome
-from .pending_writes import PendingWrites
+from ari_app.core.models import CallerProfile, Contact, Decision, Direction
+from ari_app.core.numbers import mask
+from ari_app.history.store import HistoryStore
+from ari_app.stasis.execute import Outcome
+from ari_app.record.pending_writes import PendingWrites
 
 DECISION_LOG = "caseline:decisions"
 # Calls handed to the operators' queue are recorded from Asterisk's CDR (the queue knows who

@@ -13,9 +13,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from .config_files import ConfigError, load_model
-from .crm.settings import CrmSettings
-from .history.settings import HistorySettings
+from ari_app.config.files import ConfigError, load_model
+from ari_app.config.crm_settings import CrmSettings
+from ari_app.config.history_settings import HistorySettings
 
 
 class Strict(BaseModel):

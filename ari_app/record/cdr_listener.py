@@ -18,10 +18,10 @@ from datetime import UTC, datetime, timedelta
 
 from panoramisk import Manager
 
-from ..history.cdr_import import parse_cdr_rows
-from ..history.store import HistoryStore
-from ..settings import AmiSettings
-from .pending_writes import PendingWrites
+from ari_app.history.cdr import parse_cdr_rows
+from ari_app.history.store import HistoryStore
+from ari_app.config.settings import AmiSettings
+from ari_app.record.pending_writes import PendingWrites
 
 log = logging.getLogger(__name__)
 

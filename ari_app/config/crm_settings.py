@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ari_app.config_files import load_model
+from ari_app.config.files import load_model
 
 TOKEN_ENV = "CASELINE_CRM_TOKEN"
 BITRIX24_WEBHOOK_ENV = "CASELINE_BITRIX24_WEBHOOK_URL"

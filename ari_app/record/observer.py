@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core.numbers import mask
-from ..ops.logs import log_decision, log_outcome
-from ..ops.metrics import Metrics
-from ..routing import Routed
-from .app import Call, StasisApp
-from .execute import Outcome
+from ari_app.core.numbers import mask
+from ari_app.ops.logs import log_decision, log_outcome
+from ari_app.ops.metrics import Metrics
+from ari_app.router import Routed
+from ari_app.stasis.app import Call, StasisApp
+from ari_app.stasis.execute import Outcome
 
 
 class CallObserver:

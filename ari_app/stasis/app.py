@@ -12,8 +12,8 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..ari.http import CONNECTED
-from ..ari.interface import Ari, AriError, AriUnavailable, Event
+from ari_app.ari.http import CONNECTED
+from ari_app.ari.interface import Ari, AriError, AriUnavailable, Event
 
 log = logging.getLogger(__name__)
 

@@ -26,10 +26,10 @@ import aiohttp
 from ari_app.core.models import CrmRecord
 from ari_app.core.numbers import sanitize_for_log
 
-from . import _http
-from .base import CrmBadAnswer, CrmError, CrmErrorAnswer, CrmUnavailable
-from .records import build_record
-from .settings import Bitrix24Settings
+from ari_app.crm.adapters import _http
+from ari_app.crm.base import CrmBadAnswer, CrmError, CrmErrorAnswer, CrmUnavailable
+from ari_app.crm.records import build_record
+from ari_app.config.crm_settings import Bitrix24Settings
 
 SEARCH = "telephony.externalCall.searchCrmEntities"
 DEAL_LIST = "crm.deal.list"
