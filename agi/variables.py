@@ -9,11 +9,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from ari_app.core.dialplan import DEFAULT_QUEUE
 from ari_app.core.models import CallerProfile, Decision, StepKind, TERMINAL_KINDS
 
 MAX_VALUE = 200
 MAX_CALLER_ID = 64
-FALLBACK_QUEUE = "operators"
+FALLBACK_QUEUE = DEFAULT_QUEUE
 
 _UNSAFE_RE = re.compile(r"[^A-Za-z0-9_+:|./@ -]", re.ASCII)
 _ENDPOINT_RE = re.compile(r"PJSIP/[A-Za-z0-9_-]{1,64}", re.ASCII)

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def explain_command(args: argparse.Namespace) -> int:
-    from ari_app.core.decide import explain
+    from ari_app.core.explain import explain
     from ari_app.main import build_core
     from ari_app.config.settings import load_settings
 
@@ -105,7 +105,7 @@ async def calls_command(args: argparse.Namespace) -> int:
 
 async def check_command(args: argparse.Namespace) -> int:
     from ari_app.crm.factory import build_crm
-    from ari_app.router import LiveConfig
+    from ari_app.config.live import LiveConfig
     from ari_app.config.settings import load_settings
 
     settings = load_settings(args.config)
@@ -116,10 +116,10 @@ async def check_command(args: argparse.Namespace) -> int:
 
 
 async def history_command(args: argparse.Namespace) -> int:
+    from ari_app.core.dialplan import CDR_INBOUND_CONTEXTS
     from ari_app.history.cdr import import_cdr_file
     from ari_app.history.store import RedisHistoryStore, redis_client
-    from ari_app.main import managers_by_endpoint
-    from ari_app.router import LiveConfig
+    from ari_app.config.live import LiveConfig
     from ari_app.config.settings import load_settings
 
     settings = load_settings(args.config)
@@ -128,8 +128,8 @@ async def history_command(args: argparse.Namespace) -> int:
     try:
         store = RedisHistoryStore.from_settings(redis, settings.history)
         report = await import_cdr_file(
-            args.file, store, managers=managers_by_endpoint(config),
-            inbound_contexts=tuple(args.inbound_context or ("inbound", "caseline-route", "operators")),
+            args.file, store, managers=config.managers_by_endpoint(),
+            inbound_contexts=tuple(args.inbound_context or CDR_INBOUND_CONTEXTS),
             default_region=settings.numbers.default_region)
     finally:
         await redis.aclose()

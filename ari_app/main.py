@@ -17,7 +17,8 @@ from redis.exceptions import RedisError
 from agi.server import AgiServer
 
 from ari_app.ari.http import HttpAri
-from ari_app.stasis.app import Call, StasisApp
+from ari_app.stasis.app import StasisApp
+from ari_app.stasis.call import Call
 from ari_app.record.cdr_listener import CdrListener
 from ari_app.stasis.execute import Executor, leave_to_dialplan
 from ari_app.stasis.greet import make_greeter
@@ -27,7 +28,6 @@ from ari_app.record.outcomes import OutcomeRecorder
 from ari_app.record.pending_writes import PendingWrites
 from ari_app.stasis.presence import RedisPresence
 from ari_app.core.clock import SystemClock
-from ari_app.core.environment import load_region_names
 from ari_app.core.numbers import normalize
 from ari_app.crm.factory import build_crm
 from ari_app.crm.service import CrmService
@@ -36,7 +36,9 @@ from ari_app.ops.ami import ami_ready
 from ari_app.ops.api import OpsServer, create_app
 from ari_app.ops.logs import configure_json_logging
 from ari_app.ops.metrics import Metrics
-from ari_app.router import LiveConfig, Router
+from ari_app.config.directories import RegionNames
+from ari_app.config.live import LiveConfig
+from ari_app.router import Router
 from ari_app.config.settings import Settings, load_settings
 
 log = logging.getLogger("caseline")
@@ -48,12 +50,6 @@ EVENT_TYPES = ("StasisStart", "StasisEnd", "ChannelDestroyed", "Dial", "Playback
 
 async def _finish(task: asyncio.Task) -> None:
     await asyncio.gather(task, return_exceptions=True)
-
-
-def managers_by_endpoint(config: LiveConfig) -> dict[str, str]:
-    """endpoint resource ("mgr1" of "PJSIP/mgr1") -> manager id, from the live policy."""
-    people = config.current.policy.people
-    return {person.endpoint.partition("/")[2]: pid for pid, person in people.managers.items()}
 
 
 async def run_forever(config_dir: Path, *, greet: bool = False) -> int:
@@ -113,7 +109,8 @@ async def build_core(settings: Settings, config_dir: Path, stack: AsyncExitStack
                         config_dir / settings.legal_entities_file, crm)
     # ~0.6 s and ~100 MB once: in the background, so a restarted process routes at once
     # (until loaded, profiles carry country and time zone but no region name)
-    regions = asyncio.create_task(asyncio.to_thread(load_region_names), name="region-names")
+    region_names = RegionNames()
+    regions = asyncio.create_task(asyncio.to_thread(region_names.load), name="region-names")
     # then move the long-lived start-up objects out of the GC's reach: full collections
     # over them were the 70-85 ms pauses in bench/inprocess.py
     regions.add_done_callback(lambda _: gc.freeze())
@@ -122,7 +119,7 @@ async def build_core(settings: Settings, config_dir: Path, stack: AsyncExitStack
                     clock=SystemClock(), windows=settings.history.windows(),
                     history_budget_s=settings.history_budget_ms / 1000,
                     crm_budget_s=settings.crm.budget_ms / 1000,
-                    default_region=settings.numbers.default_region)
+                    default_region=settings.numbers.default_region, region_names=region_names)
     return Core(settings, redis, history, crm, config, router)
 
 
@@ -143,7 +140,8 @@ async def build_routing_app(settings: Settings, config_dir: Path, ari: HttpAri,
     stack.callback(retry.cancel)
     recorder = OutcomeRecorder(core.redis, core.history, max_entries=settings.decision_log_max,
                                pending=pending, mask_numbers=settings.logging.mask_numbers)
-    observer = CallObserver(metrics)
+    # `app` is bound below; the observer only counts its calls once calls arrive
+    observer = CallObserver(metrics, live_count=lambda: len(app.calls))
     handler = CallRouting(core.router, Executor(RedisPresence(core.redis),
                                    one_call_per_person=settings.calls.one_call_per_person), recorder,
                           on_decided=observer.decided, on_finished=observer.finished)
@@ -154,9 +152,8 @@ async def build_routing_app(settings: Settings, config_dir: Path, ari: HttpAri,
 
     app = StasisApp(ari, handler, on_call_error=on_call_error,
                     on_reconnect=metrics.ari_reconnects.inc)
-    observer.app = app
 
-    cdr = CdrListener(settings.ami, core.history, lambda: managers_by_endpoint(core.config),
+    cdr = CdrListener(settings.ami, core.history, core.config.managers_by_endpoint,
                       settings.numbers.default_region, pending)
     await cdr.start()
     stack.callback(cdr.close)
@@ -170,7 +167,7 @@ async def build_routing_app(settings: Settings, config_dir: Path, ari: HttpAri,
         token=settings.ops_token, metrics=metrics,
         checks={"ari": ari_check(app), "redis": redis_check(core.redis),
                 "ami": lambda: ami_ready(settings.ami)},
-        reload=reload_hook(core.config), live_calls=observer.live_calls,
+        reload=reload_hook(core.config), live_calls=app.live_calls,
         invalidate=invalidate_hook(core.crm, settings.numbers.default_region)),
         settings.ops.host, settings.ops.port, reuse_port=True)
     await ops.start()

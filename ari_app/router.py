@@ -1,76 +1,30 @@
-"""identify + decide for one call, shared by the ARI app and the FastAGI front.
+"""identify + decide for one call, over the core's ports; shared by the ARI and FastAGI fronts.
 
-The Router owns no I/O of its own: history, CRM, directory and clock are injected adapters.
-The policy and the directory are held in a `LiveConfig` that ops reload without a restart.
+The Router owns no I/O of its own: history, CRM, directories and clock are injected
+adapters (core/ports.py). It reads the clock once per call, so identify and decide see the
+same moment. The policy and the directory come from the live config (config/live.py).
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
-from ari_app.config.files import ConfigError
-from ari_app.core.clock import Clock
+from ari_app.config.directories import RegionNames
+from ari_app.config.live import LiveConfig, Snapshot
 from ari_app.core.decide import decide
-from ari_app.core.environment import LegalDirectory, describe_number, load_legal_directory
+from ari_app.core.environment import describe_number
 from ari_app.core.history_class import Windows
-from ari_app.core.identify import gather_profile
-from ari_app.core.models import CallerProfile, CrmFacts, Decision, EnvironmentFacts
-from ari_app.crm.service import CrmService
-from ari_app.history.store import HistoryStore
-from ari_app.config.policy import load_policy
-from ari_app.core.policy import Policy
+from ari_app.core.identify import identify
+from ari_app.core.models import CallerProfile, Contact, CrmFacts, Decision, EnvironmentFacts, SourceStatus
+from ari_app.core.numbers import mask, normalize
+from ari_app.core.ports import Clock, CrmLookup, HistoryStore
+from ari_app.history.store import HistoryUnavailable
 
-log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """One consistent set of live config: a call uses one snapshot from start to end."""
-
-    policy: Policy
-    directory: LegalDirectory
-
-
-class LiveConfig:
-    """The routing policy and directories, reloadable; a broken file keeps the old ones."""
-
-    def __init__(self, routing_path: Path, directory_path: Path,
-                 crm: CrmService | None = None) -> None:
-        self.routing_path = routing_path
-        self.directory_path = directory_path
-        self.crm = crm
-        self.current = self._load()
-        self.loaded_at = time.time()
-
-    def _load(self) -> Snapshot:
-        policy = load_policy(self.routing_path)
-        if self.directory_path.exists():
-            directory = load_legal_directory(self.directory_path)
-        else:
-            directory = LegalDirectory({}, {})
-        return Snapshot(policy, directory)
-
-    def reload(self) -> None:
-        """Load everything first, then swap: either all of it changes or nothing does."""
-        snapshot = self._load()
-        if self.crm is not None:
-            self.crm.reload()  # the file CRM re-reads its directory; the cache is dropped
-        self.current = snapshot
-        self.loaded_at = time.time()
-        log.info("config reloaded from %s", self.routing_path.parent)
-
-    def try_reload(self) -> str | None:
-        """Reload; return None on success or the error text (file, key, reason)."""
-        try:
-            self.reload()
-        except ConfigError as e:
-            log.error("reload refused, keeping the running config: %s", e)
-            return str(e)
-        return None
+log = logging.getLogger("caseline.router")
 
 
 @dataclass(frozen=True)
@@ -81,10 +35,80 @@ class Routed:
     seconds: float  # identify + decide wall time
 
 
+async def gather_profile(
+    raw_caller_id: str | None,
+    now: datetime,
+    *,
+    history: HistoryStore,
+    crm_lookup: CrmLookup | None,
+    environment: Callable[[str, datetime], EnvironmentFacts],
+    windows: Windows,
+    budget_s: float,
+    default_region: str = "RU",
+) -> CallerProfile:
+    """Normalise the caller ID, ask history and CRM concurrently (each within `budget_s`).
+
+    Any failure degrades that source instead of failing the call: a caller must always be
+    routed somewhere.
+    """
+    number = normalize(raw_caller_id, default_region)
+    if number is None:
+        return identify(None, (), CrmFacts(), EnvironmentFacts(), now, windows)
+
+    async def ask_history() -> Sequence[Contact] | BaseException:
+        try:
+            async with asyncio.timeout(budget_s):
+                return await history.recent(number, now - windows.old)
+        except TimeoutError as e:
+            log.warning("history: over budget for %s", mask(number))
+            return e
+        except Exception as e:  # HistoryUnavailable, or a bug: degrade, never drop the call
+            unexpected = not isinstance(e, HistoryUnavailable)
+            log.warning("history: %s for %s", type(e).__name__, mask(number), exc_info=unexpected)
+            return e
+
+    async def ask_crm() -> CrmFacts:
+        if crm_lookup is None:
+            return CrmFacts()
+        try:
+            async with asyncio.timeout(budget_s):
+                facts = await crm_lookup(number)
+        except TimeoutError:
+            return CrmFacts(status=SourceStatus.TIMEOUT, detail="over the per-call budget")
+        except Exception as e:
+            log.warning("crm: %s for %s", type(e).__name__, mask(number), exc_info=True)
+            return CrmFacts(status=SourceStatus.ERROR, detail=type(e).__name__)
+        if not isinstance(facts, CrmFacts):
+            return CrmFacts(status=SourceStatus.MALFORMED, detail="lookup returned no CrmFacts")
+        return facts
+
+    async with asyncio.TaskGroup() as tg:
+        history_task = tg.create_task(ask_history())
+        crm_task = tg.create_task(ask_crm())
+        try:  # CPU-only, well under a millisecond: no need for a thread
+            env = environment(number, now)
+        except Exception:
+            log.warning("environment: failed for %s", mask(number), exc_info=True)
+            env = EnvironmentFacts()
+    return identify(number, history_task.result(), crm_task.result(), env, now, windows)
+
+
+class EnvironmentLookup:
+    """describe_number over one config snapshot and the region names loaded so far."""
+
+    def __init__(self, snapshot: Snapshot, region_names: RegionNames | None) -> None:
+        self.snapshot = snapshot
+        self.region_names = region_names
+
+    def __call__(self, number: str, now: datetime) -> EnvironmentFacts:
+        namer = self.region_names.namer if self.region_names is not None else None
+        return describe_number(number, now, directory=self.snapshot.directory, region_names=namer)
+
+
 class Router:
-    def __init__(self, *, config: LiveConfig, history: HistoryStore,
-                 crm: Callable[[str], object] | None, clock: Clock, windows: Windows,
-                 history_budget_s: float, crm_budget_s: float, default_region: str) -> None:
+    def __init__(self, *, config: LiveConfig, history: HistoryStore, crm: CrmLookup | None,
+                 clock: Clock, windows: Windows, history_budget_s: float, crm_budget_s: float,
+                 default_region: str, region_names: RegionNames | None = None) -> None:
         self.config = config
         self.history = history
         self.crm = crm
@@ -94,22 +118,15 @@ class Router:
         # the CRM service enforces its own budget; ours is a backstop slightly above it
         self.budget_s = max(history_budget_s, crm_budget_s + 0.05)
         self.default_region = default_region
+        self.region_names = region_names
 
     async def route(self, raw_caller_id: str | None, call_id: str = "") -> Routed:
         started = time.perf_counter()
         snapshot = self.config.current
-
-        def environment(number: str, now: datetime) -> EnvironmentFacts:
-            return describe_number(number, now, directory=snapshot.directory)
-
-        async def crm_lookup(number: str) -> CrmFacts:
-            if self.crm is None:
-                return CrmFacts()
-            return await self.crm(number)  # type: ignore[misc]
-
+        now = self.clock.now()
         profile = await gather_profile(
-            raw_caller_id, history=self.history, crm_lookup=crm_lookup, environment=environment,
-            clock=self.clock, windows=self.windows, budget_s=self.budget_s,
-            default_region=self.default_region)
-        decision = decide(profile, snapshot.policy, self.clock.now())
+            raw_caller_id, now, history=self.history, crm_lookup=self.crm,
+            environment=EnvironmentLookup(snapshot, self.region_names), windows=self.windows,
+            budget_s=self.budget_s, default_region=self.default_region)
+        decision = decide(profile, snapshot.policy, now)
         return Routed(profile, decision, snapshot, time.perf_counter() - started)

@@ -50,13 +50,13 @@ TARGET_KB = 20
 
 
 class Holder:
-    """What `Call` uses of its StasisApp: the ARI handle and the channel -> call maps."""
+    """What a StasisApp keeps of its calls: the channel -> call map and the calls."""
 
     def __init__(self) -> None:
-        self.ari = None
-        self.watchers: dict = {}
+        from ari_app.stasis.call import Subscriptions
+
+        self.subscriptions = Subscriptions()
         self.calls: dict = {}
-        self.replaced = False
 
 
 def settle() -> None:
@@ -81,19 +81,19 @@ def top_sites(snapshot: tracemalloc.Snapshot, n_calls: int, limit: int = 8) -> l
 
 
 async def minimal_calls(router, callers: list[w.Caller], tag: str) -> tuple[Holder, list[asyncio.Task]]:  # type: ignore[no-untyped-def]
-    from ari_app.stasis.app import Call
+    from ari_app.stasis.call import Call
 
     holder = Holder()
     tasks = []
     for i, c in enumerate(callers):
         event = json.loads(json.dumps({"type": "StasisStart", "args": ["inbound"],
                                        "channel": channel_json(f"17{tag}.{i}", c.raw, name=f"PJSIP/trunk-{i:08x}")}))
-        call = Call(holder, event["channel"])  # type: ignore[arg-type]
+        call = Call(None, event["channel"], holder.subscriptions)  # type: ignore[arg-type]
         holder.calls[call.id] = call
         call.watch(call.id)
         routed = await router.route(call.caller_number, call.id)
-        call.routed = routed  # type: ignore[attr-defined]
-        call.priority = routed.decision.priority  # type: ignore[attr-defined]
+        call.routed = routed
+        call.priority = routed.decision.priority
         call.step = "manager:mgr1"
         tasks.append(asyncio.create_task(call.wait_for(lambda e: False, timeout=3600), name=f"call-{call.id}"))
     for _ in range(3):
@@ -106,7 +106,7 @@ async def drop(holder: Holder, tasks: list[asyncio.Task]) -> None:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     holder.calls.clear()
-    holder.watchers.clear()
+    holder.subscriptions.by_channel.clear()
     tasks.clear()
 
 

@@ -229,14 +229,12 @@ async def build(stack: AsyncExitStack, config_dir: Path, redis_url: str, *, fixe
 
     import asyncio
 
-    from ari_app.core.environment import region_names_loaded
-
     settings = load_settings(config_dir, env={"CASELINE_REDIS_URL": redis_url})
     core = await build_core(settings, config_dir, stack, metrics)
     if fixed_clock:
         core.router.clock = FixedClock(NOW)
     for _ in range(600):  # build_core may load region names in the background: measure with them
-        if region_names_loaded():
+        if core.router.region_names is None or core.router.region_names.loaded:
             break
         await asyncio.sleep(0.05)
     else:
@@ -356,8 +354,8 @@ def build_app(core, ari, metrics, *, presence=None) -> App:  # type: ignore[no-u
         extra["pending"] = PendingWrites()
     recorder = OutcomeRecorder(core.redis, core.history, max_entries=settings.decision_log_max,
                                mask_numbers=settings.logging.mask_numbers, **extra)
-    observer = CallObserver(metrics)
     box = App(app=None)
+    observer = CallObserver(metrics, live_count=lambda: len(box.app.calls) if box.app else 0)
     box.reset(0)
 
     def decided(call, routed) -> None:  # type: ignore[no-untyped-def]
@@ -383,6 +381,5 @@ def build_app(core, ari, metrics, *, presence=None) -> App:  # type: ignore[no-u
         await leave_to_dialplan(call, f"caseline_error:{type(error).__name__}")
 
     app = StasisApp(ari, handler, on_call_error=on_call_error, on_reconnect=metrics.ari_reconnects.inc)
-    observer.app = app
     box.app = app
     return box

@@ -20,7 +20,7 @@ import aiohttp
 
 from ari_app.ari.interface import AriError, AriUnavailable, ChannelGone, Event, NotInStasis
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("caseline.ari")
 
 REQUEST_TIMEOUT_S = 5.0
 CONNECTED = "CaselineConnected"

@@ -1,14 +1,7 @@
-"""Time as a dependency, so the core and its tests never read the wall clock directly."""
+"""Clocks for the Clock port (core/ports.py): the core and its tests never read the wall clock."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Protocol
-
-
-class Clock(Protocol):
-    def now(self) -> datetime:
-        """Current time, timezone-aware UTC."""
-        ...
 
 
 class SystemClock:

@@ -24,7 +24,6 @@ import math
 import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone
-from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from ari_app.core.models import (
@@ -38,6 +37,8 @@ from ari_app.core.models import (
     SourceStatus,
     StepKind,
 )
+from ari_app.core.dialplan import DEFAULT_QUEUE
+from ari_app.core.zones import zone
 from ari_app.core.policy import Chain, NightRule, Policy, Ref, RefKind, RepeatRule, Rule, parse_ref
 
 DEGRADED = frozenset(
@@ -72,7 +73,7 @@ def _decide(profile: CallerProfile, policy: Policy, now: datetime) -> Decision:
     if now.tzinfo is None or now.utcoffset() is None:
         now = now.replace(tzinfo=UTC)
         reasons.append(Reason("clock.naive", "the call time had no time zone; taken as UTC"))
-    company_local = _astz(now, _zone(policy.company.timezone))
+    company_local = _astz(now, zone(policy.company.timezone))
     caller_local, caller_off = _caller_time(profile, now)
     reasons.append(Reason("inputs", _inputs_text(profile, policy, company_local, caller_local, caller_off)))
     reasons.extend(_degraded(profile))
@@ -179,7 +180,7 @@ def _safe_default(policy: Policy, error: str) -> Decision:
     try:
         route = (_terminal(policy, policy.defaults.target),)
     except Exception:
-        route = (RouteStep(StepKind.QUEUE, "operators"),)  # the dialplan's own fallback queue
+        route = (RouteStep(StepKind.QUEUE, DEFAULT_QUEUE),)  # the dialplan's own fallback queue
     return Decision(_service(route), 0, route, (reason,))
 
 
@@ -315,14 +316,6 @@ def _inputs_text(profile: CallerProfile, policy: Policy, company_local: datetime
 # --- time ------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=256)
-def _zone(name: str) -> ZoneInfo | None:
-    try:
-        return ZoneInfo(name)
-    except Exception:  # unknown or malformed names
-        return None
-
-
 def _astz(now: datetime, tz: timezone | ZoneInfo | None) -> datetime | None:
     if tz is None:
         return None
@@ -339,7 +332,7 @@ def _offset_h(dt: datetime | None) -> float | None:
 
 def _caller_time(profile: CallerProfile, now: datetime) -> tuple[datetime | None, float | None]:
     env = profile.environment
-    tz = _zone(env.timezone) if isinstance(env.timezone, str) and env.timezone else None
+    tz = zone(env.timezone) if isinstance(env.timezone, str) and env.timezone else None
     if tz is not None:
         local = _astz(now, tz)
         return local, _offset_h(local)
@@ -394,24 +387,3 @@ def _clamp(p: int) -> int:
 def _clean(text: str, limit: int) -> str:
     text = _SPACE.sub(" ", str(text)).strip()
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-# --- explain ---------------------------------------------------------------------------
-
-
-def explain(decision: Decision) -> str:
-    """Multi-line, human-readable account of a decision for ops staff."""
-    lines = [f"Service: {decision.service}, priority {decision.priority}" + (", callback requested" if decision.callback_request else ""), "Route:"]
-    for i, s in enumerate(decision.route):
-        if s.kind in (StepKind.MANAGER, StepKind.SUPERVISOR):
-            text = f"ring {s.kind} {s.target} for {s.ring_timeout_s} s (busy -> {s.on_busy}, no answer -> {s.on_no_answer}, unavailable -> {s.on_unavailable})"
-        elif s.kind is StepKind.PLAYBACK:
-            text = f"play {s.target}, then {i + 1}"
-        elif s.kind is StepKind.HANGUP:
-            text = "hang up [end]"
-        else:
-            text = f"{s.kind} {s.target} [end]"
-        lines.append(f"  {i}. {text}")
-    lines.append("Why:")
-    lines.extend(f"  [{r.rule}] {r.text}" for r in decision.reasons)
-    return "\n".join(lines)

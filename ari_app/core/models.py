@@ -190,3 +190,36 @@ class Decision:
     route: tuple[RouteStep, ...]
     reasons: tuple[Reason, ...]
     callback_request: bool = False  # after hours: the executor files a callback request for this caller
+
+
+class DialResult(StrEnum):
+    """How ringing one person ended; the route's on_busy / on_no_answer / on_unavailable follow."""
+
+    ANSWERED = "answered"
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    UNAVAILABLE = "unavailable"
+
+
+class OutcomeResult(StrEnum):
+    """Where a call ended up."""
+
+    UNKNOWN = "unknown"  # not decided yet
+    ANSWERED = "answered"  # a person answered and talked (bridged by Caseline)
+    QUEUE = "queue"  # handed to an Asterisk queue (the queue's CDR says who answered)
+    VOICEMAIL = "voicemail"
+    HANGUP = "hangup"  # the route said hang up
+    CALLER_HUNG_UP = "caller_hung_up"  # the caller left before anyone answered
+    DIALPLAN = "dialplan"  # an internal error: handed to the dialplan's operators' queue
+    INTERRUPTED = "interrupted"  # Caseline stopped (a replacing instance adopts the call)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What happened to one call; filled in by the executor step by step."""
+
+    result: OutcomeResult = OutcomeResult.UNKNOWN
+    answered_by: str | None = None
+    talk_s: int = 0
+    steps: list[str] = field(default_factory=list)  # "mgr1:busy", "queue:operators", ...
+    fallbacks: list[DialResult] = field(default_factory=list)  # why the route moved on

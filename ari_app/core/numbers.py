@@ -70,18 +70,25 @@ def _normalize(raw: str, region: str) -> str | None:
     return e164 if is_e164(e164) else None
 
 
-def mask(number: str | None, keep: int = 4) -> str:
-    """A number for logs: country/operator prefix and the last `keep` digits, e.g. "+7916***4567"."""
+UNIDENTIFIED = "unidentified"  # how a caller without a usable number is shown everywhere
+
+
+def mask(number: str | None) -> str:
+    """A number as logs and ops views show it: only its last 4 digits.
+
+    The one mask of the project (logs, decision log, /calls, `caseline calls`).
+
+    >>> mask("+79161234567")
+    '***4567'
+    >>> mask("1234")
+    '***'
+    >>> mask(None)
+    'unidentified'
+    """
     if not number:
-        return "<none>"
+        return UNIDENTIFIED
     digits = _NON_DIGITS_RE.sub("", number[:MAX_RAW_LEN])
-    keep = max(0, keep)
-    tail = digits[-keep:] if keep else ""
-    if len(digits) <= keep + 4:
-        # Too short to show a prefix and still hide something: show the tail only.
-        return "***" + (tail if len(digits) > keep else "")
-    plus = "+" if number.startswith("+") else ""
-    return f"{plus}{digits[:4]}***{tail}"
+    return "***" + digits[-4:] if len(digits) > 4 else "***"
 
 
 def sanitize_for_log(raw: object, limit: int = 80) -> str:

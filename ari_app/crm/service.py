@@ -28,7 +28,7 @@ from ari_app.crm.breaker import BreakerState, CircuitBreaker
 from ari_app.crm.cache import TtlLru
 from ari_app.config.crm_settings import CrmSettings
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("caseline.crm")
 
 ResultHook = Callable[[str, float], None]  # (SourceStatus value, seconds spent in facts())
 

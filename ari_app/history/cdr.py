@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ari_app.core.dialplan import INBOUND_CONTEXT
 from ari_app.core.models import Contact, Direction
 from ari_app.core.numbers import normalize, sanitize_for_log
 
@@ -109,7 +110,7 @@ def parse_cdr_rows(
     lines: Iterable[str],
     *,
     managers: Mapping[str, str],
-    inbound_contexts: Collection[str] = ("inbound",),
+    inbound_contexts: Collection[str] = (INBOUND_CONTEXT,),
     default_region: str = "RU",
     report: CdrReport | None = None,
 ) -> Iterator[tuple[str, Contact]]:
@@ -168,7 +169,7 @@ async def import_cdr_file(
     store: HistoryStore,
     *,
     managers: Mapping[str, str],
-    inbound_contexts: Collection[str] = ("inbound",),
+    inbound_contexts: Collection[str] = (INBOUND_CONTEXT,),
     default_region: str = "RU",
     batch_size: int = 500,
 ) -> CdrReport:

@@ -25,7 +25,7 @@ from ari_app.core.numbers import require_e164
 
 from ari_app.config.history_settings import HistorySettings
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("caseline.history")
 
 MAX_PER_NUMBER = 1000  # a C-class client calling all day must not grow one key without bound
 

@@ -19,6 +19,8 @@ from typing import IO
 from pydantic import SecretStr
 
 from ari_app.core.models import CallerProfile, Decision
+from ari_app.core.numbers import UNIDENTIFIED
+from ari_app.core.numbers import mask as mask_digits
 
 CALL_LOG = "caseline.calls"
 MAX_TEXT = 300
@@ -60,8 +62,7 @@ def mask_number(number: object, *, mask: bool | None = None) -> str | None:
     text = number if isinstance(number, str) else str(number)
     if not (_settings["mask_numbers"] if mask is None else mask):
         return clean_text(text, 64, mask=False)
-    digits = _DIGITS_RE.sub("", text[:64])
-    return "***" + digits[-4:] if len(digits) > 4 else "***"
+    return mask_digits(text)
 
 
 def clean_text(value: str, limit: int = MAX_TEXT, *, mask: bool | None = None) -> str:
@@ -106,7 +107,7 @@ def decision_fields(call_id: str, profile: CallerProfile, decision: Decision, se
     return {
         "event": "decision",
         "call_id": clean_text(str(call_id), 80),
-        "caller": mask_number(profile.number, mask=mask),
+        "caller": mask_number(profile.number, mask=mask) or UNIDENTIFIED,
         "class": history.cls.value,
         "callback_kind": history.callback_kind.value if history.callback_kind else None,
         "previous_missed": history.previous_missed,

@@ -19,13 +19,13 @@ from datetime import UTC, datetime, timedelta
 from panoramisk import Manager
 
 from ari_app.history.cdr import parse_cdr_rows
-from ari_app.history.store import HistoryStore
+from ari_app.core.dialplan import QUEUE_CONTEXTS
+from ari_app.core.ports import HistoryStore
 from ari_app.config.settings import AmiSettings
 from ari_app.record.pending_writes import PendingWrites
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("caseline.record.cdr")
 
-QUEUE_CONTEXTS = ("operators",)
 _FIELDS = ("AccountCode", "Source", "Destination", "DestinationContext", "CallerID", "Channel",
            "DestinationChannel", "LastApplication", "LastData", "StartTime", "AnswerTime",
            "EndTime", "Duration", "BillableSeconds", "Disposition", "AMAFlags", "UniqueID",
@@ -56,7 +56,6 @@ class CdrListener:
         self.managers = managers  # endpoint resource -> manager id, from the live policy
         self.default_region = default_region
         self.manager: Manager | None = None
-        self.recorded = 0
 
     async def start(self) -> None:
         self.manager = Manager(host=self.settings.host, port=self.settings.port,
@@ -88,5 +87,4 @@ class CdrListener:
             await self.pending.write(f"CDR of {event.get('UniqueID', '?')}",
                                      lambda n=number, c=contact: self.history.record(n, c))
             written += 1
-        self.recorded += written
         return written

@@ -7,16 +7,16 @@ from datetime import datetime
 
 from redis.asyncio import Redis
 
-from ari_app.core.models import CallerProfile, Contact, Decision, Direction
+from ari_app.core.models import CallerProfile, Contact, Decision, Direction, Outcome, OutcomeResult
 from ari_app.core.numbers import mask
 from ari_app.history.store import HistoryStore
-from ari_app.stasis.execute import Outcome
 from ari_app.record.pending_writes import PendingWrites
 
 DECISION_LOG = "caseline:decisions"
 # Calls handed to the operators' queue are recorded from Asterisk's CDR (the queue knows who
 # answered); everything else is recorded here, once, when the call task ends.
-RECORDED_HERE = frozenset({"answered", "caller_hung_up", "voicemail", "hangup", "dialplan"})
+RECORDED_HERE = frozenset({OutcomeResult.ANSWERED, OutcomeResult.CALLER_HUNG_UP,
+                           OutcomeResult.VOICEMAIL, OutcomeResult.HANGUP, OutcomeResult.DIALPLAN})
 
 
 def decision_entry(call_id: str, started: datetime, profile: CallerProfile, decision: Decision,
@@ -25,7 +25,7 @@ def decision_entry(call_id: str, started: datetime, profile: CallerProfile, deci
     return {
         "call_id": call_id,
         "at": started.isoformat(timespec="seconds"),
-        "number": (mask(number) if mask_numbers else number) or "unidentified",
+        "number": mask(number) if mask_numbers or not number else number,
         "class": str(profile.history.cls),
         "callback_kind": str(profile.history.callback_kind or ""),
         "owner": profile.case_holder or "",
@@ -57,7 +57,7 @@ class OutcomeRecorder:
     async def record(self, call_id: str, started: datetime, profile: CallerProfile,
                      decision: Decision, outcome: Outcome, decide_ms: float) -> None:
         if profile.number and outcome.result in RECORDED_HERE:
-            answered = outcome.result == "answered"
+            answered = outcome.result is OutcomeResult.ANSWERED
             contact = Contact(started, Direction.INBOUND, answered,
                               outcome.answered_by if answered else None, outcome.talk_s)
             number = profile.number

@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 
 from ari_app.history.store import HistoryUnavailable
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("caseline.record.pending_writes")
 
 MAX_ENTRIES = 10_000
 MAX_AGE_S = 3600.0

@@ -14,77 +14,16 @@ from typing import Any
 
 from ari_app.ari.http import CONNECTED
 from ari_app.ari.interface import Ari, AriError, AriUnavailable, Event
+from ari_app.core.dialplan import INBOUND_ARG
+from ari_app.core.numbers import mask
+from ari_app.stasis.call import ENDED, Call, CallEnded, Subscriptions, channel_of
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("caseline.stasis.app")
 
-INBOUND_ARG = "inbound"  # dialplan: Stasis(caseline,inbound)
-LEG_ARG = "leg"  # channels we create: appArgs "leg,<call id>"
 
 
 class Replaced(Exception):
     """ApplicationReplaced: another process took our app name; this one must stop."""
-
-
-class CallEnded(Exception):
-    """The caller's channel is gone; raised out of waits so a call task unwinds."""
-
-
-def channel_of(event: Event) -> str | None:
-    """The channel an event is about (Dial events: the dialled peer)."""
-    if event.get("type") == "Dial":
-        peer = event.get("peer") or {}
-        return peer.get("id")
-    if "channel" in event and isinstance(event["channel"], dict):
-        return event["channel"].get("id")
-    playback = event.get("playback")
-    if isinstance(playback, dict):
-        uri = str(playback.get("target_uri", ""))
-        if uri.startswith("channel:"):
-            return uri.removeprefix("channel:")
-    return None
-
-
-class Call:
-    """One inbound call as its task sees it: its channels' events and the ARI handle."""
-
-    def __init__(self, app: StasisApp, channel: dict[str, Any]) -> None:
-        self.app = app
-        self.ari = app.ari
-        self.id: str = channel["id"]
-        self.channel = channel
-        self.events: asyncio.Queue[Event] = asyncio.Queue()
-        self.watched: set[str] = set()
-        self.hung_up = False
-        self.step = "identifying"
-
-    @property
-    def caller_number(self) -> str:
-        return str((self.channel.get("caller") or {}).get("number", ""))
-
-    def watch(self, channel_id: str) -> None:
-        """Route events of `channel_id` to this call. Call before the action that causes them."""
-        self.watched.add(channel_id)
-        self.app.watchers[channel_id] = self
-
-    def unwatch(self, channel_id: str) -> None:
-        self.watched.discard(channel_id)
-        if self.app.watchers.get(channel_id) is self:
-            del self.app.watchers[channel_id]
-
-    def deliver(self, event: Event) -> None:
-        if channel_of(event) == self.id and event.get("type") in ("StasisEnd", "ChannelDestroyed"):
-            self.hung_up = True
-        self.events.put_nowait(event)
-
-    async def wait_for(self, accept: Callable[[Event], bool], timeout: float) -> Event:
-        """The next event `accept` takes; raises CallEnded if the caller leaves first."""
-        async with asyncio.timeout(timeout):
-            while True:
-                event = await self.events.get()
-                if accept(event):
-                    return event
-                if channel_of(event) == self.id and event.get("type") in ("StasisEnd", "ChannelDestroyed"):
-                    raise CallEnded(self.id)
 
 
 CallHandler = Callable[[Call], Awaitable[None]]
@@ -96,7 +35,7 @@ class StasisApp:
                  on_call_error: Callable[[Call, BaseException], Awaitable[None]] | None = None) -> None:
         self.ari = ari
         self.handler = handler
-        self.watchers: dict[str, Call] = {}
+        self.subscriptions = Subscriptions()
         self.calls: dict[str, Call] = {}
         self.backoff_cap_s = backoff_cap_s
         self.on_reconnect = on_reconnect
@@ -152,7 +91,7 @@ class StasisApp:
                 self.start_call(channel)
                 return
         channel_id = channel_of(event)
-        call = self.watchers.get(channel_id) if channel_id else None
+        call = self.subscriptions.by_channel.get(channel_id) if channel_id else None
         if call is not None:
             call.deliver(event)
 
@@ -168,12 +107,12 @@ class StasisApp:
         """
         app = await self.ari.application()
         in_app = set(app.get("channel_ids") or [])
-        for channel_id in list(self.watchers):
+        for channel_id in list(self.subscriptions.by_channel):
             if channel_id not in in_app:
-                self.watchers[channel_id].deliver(
+                self.subscriptions.by_channel[channel_id].deliver(
                     {"type": "ChannelDestroyed", "channel": {"id": channel_id}, "cause": 16,
                      "synthetic": True})
-        unknown = in_app - set(self.watchers)
+        unknown = in_app - set(self.subscriptions.by_channel)
         if not unknown:
             return
         bridged: set[str] = set()
@@ -200,7 +139,7 @@ class StasisApp:
     def _guard_bridge(self, bridge_id: str, members: set[str]) -> None:
         assert self._tasks is not None
         log.info("resync: adopting bridge %s (%d channels)", bridge_id, len(members))
-        guard = Call(self, {"id": f"guard-{bridge_id}"})
+        guard = self._new_call({"id": f"guard-{bridge_id}"})
         for channel_id in members:
             guard.watch(channel_id)
         self._tasks.create_task(self._hold_bridge(guard, bridge_id, members))
@@ -208,8 +147,7 @@ class StasisApp:
     async def _hold_bridge(self, guard: Call, bridge_id: str, members: set[str]) -> None:
         """Wait until one side of an adopted bridge leaves, then end the other side too."""
         try:
-            await guard.wait_for(lambda e: e.get("type") in ("StasisEnd", "ChannelDestroyed"),
-                                 timeout=4 * 3600)
+            await guard.wait_for(lambda e: e.get("type") in ENDED, timeout=4 * 3600)
         except TimeoutError:
             pass
         finally:
@@ -226,9 +164,12 @@ class StasisApp:
             for channel_id in members:
                 guard.unwatch(channel_id)
 
+    def _new_call(self, channel: dict[str, Any]) -> Call:
+        return Call(self.ari, channel, self.subscriptions, lambda: self.replaced)
+
     def start_call(self, channel: dict[str, Any]) -> Call:
         assert self._tasks is not None
-        call = Call(self, channel)
+        call = self._new_call(channel)
         self.calls[call.id] = call
         call.watch(call.id)
         self._tasks.create_task(self._run_call(call), name=f"call-{call.id}")
@@ -249,3 +190,20 @@ class StasisApp:
             for channel_id in list(call.watched):
                 call.unwatch(channel_id)
             self.calls.pop(call.id, None)
+
+    def live_calls(self) -> list[dict[str, Any]]:
+        """The calls in progress as ops see them (GET /calls): numbers masked."""
+        calls = []
+        for call in list(self.calls.values()):
+            entry: dict[str, Any] = {"call_id": call.id, "step": call.step}
+            routed = call.routed
+            if routed is not None:
+                entry.update({
+                    "number": mask(routed.profile.number),
+                    "class": str(routed.profile.history.cls),
+                    "service": str(routed.decision.service),
+                    "priority": routed.decision.priority,
+                    "route": [f"{s.kind}:{s.target}" for s in routed.decision.route],
+                })
+            calls.append(entry)
+        return calls

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ari_app.ari.interface import ChannelGone
-from ari_app.stasis.app import Call
+from ari_app.stasis.call import Call
 
 PROMPT_TIMEOUT_S = 30
 

@@ -6,21 +6,15 @@ instance is about to ring, so two instances never ring the same manager at once.
 from __future__ import annotations
 
 import logging
-from typing import Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("caseline.stasis.presence")
 
 KEY = "caseline:busy:"
 # Release only our own claim: another call may have claimed the manager since.
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-
-
-class Presence(Protocol):
-    async def claim(self, person: str, call_id: str, ttl_s: int) -> bool: ...
-    async def release(self, person: str, call_id: str) -> None: ...
 
 
 class RedisPresence:

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ari_app.config.files import MAX_CONFIG_BYTES, ConfigError
-from ari_app.core.environment import load_legal_directory
+from ari_app.config.directories import load_legal_directory
 from ari_app.crm.adapters.file import load_directory
 from ari_app.config.policy import load_policy
 from ari_app.config.settings import load_settings

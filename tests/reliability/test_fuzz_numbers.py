@@ -94,12 +94,12 @@ def test_is_e164_and_require_e164_agree(value: object) -> None:
 
 
 @FUZZ
-@given(NUMBER_SHAPES, st.integers(-5, 20))
-def test_mask_never_raises_and_never_shows_the_whole_number(raw: str, keep: int) -> None:
-    masked = mask(raw, keep)
+@given(NUMBER_SHAPES)
+def test_mask_never_raises_and_never_shows_the_whole_number(raw: str) -> None:
+    masked = mask(raw)
     assert masked.isascii() and masked.isprintable()
     number = normalize(raw, "RU")
-    if number is not None and keep <= 4:
+    if number is not None:
         national = number[2:]  # what identifies the subscriber
         assert national not in masked, (number, masked)
 

@@ -36,7 +36,8 @@ from ari_app.history.store import RedisHistoryStore
 from ari_app.main import agi_endpoint_of, agi_route
 from ari_app.ops.logs import log_decision
 from ari_app.ops.metrics import Metrics
-from ari_app.router import LiveConfig, Router
+from ari_app.config.live import LiveConfig
+from ari_app.router import Router
 from ari_app.config.settings import load_settings
 
 from .hostile_inputs import (

@@ -23,13 +23,12 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from ari_app.record.observer import CallObserver
 from ari_app.crm.factory import build_crm
 from ari_app.crm.service import CrmService
 from ari_app.main import invalidate_hook, redis_check, reload_hook
 from ari_app.ops.api import MAX_BODY, OpsServer, create_app
 from ari_app.ops.metrics import Metrics
-from ari_app.router import LiveConfig
+from ari_app.config.live import LiveConfig
 from ari_app.config.settings import load_settings
 
 from .hostile_inputs import HOSTILE_CALLER_IDS, Hostile, hostile_id
@@ -83,7 +82,7 @@ async def start_ops(redis: Redis, token: str) -> tuple[OpsServer, CrmService]:
     crm = CrmService.from_settings(settings.crm, build_crm(settings.crm, CONFIG, env={}))
     config = LiveConfig(CONFIG / settings.routing_file, CONFIG / settings.legal_entities_file, crm)
     app = create_app(token=token, metrics=Metrics(), checks={"redis": redis_check(redis)},
-                     reload=reload_hook(config), live_calls=CallObserver(Metrics()).live_calls,
+                     reload=reload_hook(config), live_calls=list,
                      invalidate=invalidate_hook(crm, settings.numbers.default_region))
     server = OpsServer(app, port=0)
     await server.start()

@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 import ari_app.core.decide as decide_mod
-from ari_app.core.decide import decide, explain, route_for_target
+from ari_app.core.decide import decide, route_for_target
+from ari_app.core.explain import explain
 from ari_app.core.models import (
     CallbackKind,
     CallerProfile,

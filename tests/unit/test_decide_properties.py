@@ -11,7 +11,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ari_app.core.decide import decide, explain, route_for_target
+from ari_app.core.decide import decide, route_for_target
+from ari_app.core.explain import explain
 from ari_app.core.models import (
     TERMINAL_KINDS,
     CallbackKind,

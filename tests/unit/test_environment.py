@@ -6,25 +6,18 @@ from pathlib import Path
 import pytest
 
 from ari_app.config.files import ConfigError
-from ari_app.core import environment
-from ari_app.core.environment import (
-    LegalDirectory,
+from ari_app.config.directories import (
     LegalEntitiesFile,
-    describe_number,
+    RegionNames,
+    directory_from_model,
     load_legal_directory,
-    load_region_names,
-    region_names_loaded,
 )
+from ari_app.core.environment import LegalDirectory, describe_number
 from ari_app.core.models import EnvironmentFacts, LegalEntity
 
 ROOT = Path(__file__).resolve().parents[2]
 WINTER = datetime(2024, 1, 15, 3, 0, tzinfo=UTC)
 SUMMER = datetime(2024, 7, 15, 3, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def no_region_names(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(environment, "_geocoder", None)
 
 
 @pytest.mark.parametrize(
@@ -42,7 +35,7 @@ def no_region_names(monkeypatch: pytest.MonkeyPatch) -> None:
         ("+79161234567", WINTER, "RU", None, None),
     ],
 )
-def test_country_zone_offset(no_region_names: None, number: str, now: datetime, country: str,
+def test_country_zone_offset(number: str, now: datetime, country: str,
                              zone: str | None, offset: float | None) -> None:
     facts = describe_number(number, now)
     assert (facts.country, facts.timezone, facts.utc_offset_hours) == (country, zone, offset)
@@ -65,17 +58,20 @@ def test_non_e164_gives_empty_facts(number: str) -> None:
 
 
 def test_region_names_after_loading() -> None:
-    load_region_names()
-    load_region_names()  # idempotent
-    assert region_names_loaded()
-    assert describe_number("+74232123456", WINTER).region == "Primorie territory"
-    assert describe_number("+74951234567", WINTER, lang="ru").region == "Московская обл."
+    names = RegionNames()
+    assert not names.loaded
+    names.load()
+    names.load()  # idempotent
+    assert names.loaded
+    namer = names.namer
+    assert describe_number("+74232123456", WINTER, region_names=namer).region == "Primorie territory"
+    assert describe_number("+74951234567", WINTER, region_names=namer, lang="ru").region == "Московская обл."
 
 
 # --- legal-entity directory -------------------------------------------------------------
 
 def directory(*entities: dict[str, object]) -> LegalDirectory:
-    return LegalDirectory.from_model(LegalEntitiesFile.model_validate({"entities": list(entities)}))
+    return directory_from_model(LegalEntitiesFile.model_validate({"entities": list(entities)}))
 
 
 def test_exact_beats_prefix_and_longest_prefix_wins() -> None:

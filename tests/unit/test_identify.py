@@ -5,9 +5,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ari_app.core.clock import FixedClock, SystemClock
+from ari_app.core.clock import SystemClock
 from ari_app.core.history_class import Windows
-from ari_app.core.identify import gather_profile, identify
+from ari_app.core.identify import identify
 from ari_app.core.models import (
     CallbackKind,
     Contact,
@@ -19,6 +19,7 @@ from ari_app.core.models import (
     HistoryFacts,
     SourceStatus,
 )
+from ari_app.router import gather_profile
 from ari_app.history.store import HistoryUnavailable, MemoryHistoryStore
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
@@ -105,8 +106,8 @@ class Failing(MemoryHistoryStore):
 async def gather(raw: str | None, history: object = None, crm: object = crm_ok, env: object = env_ok,
                  budget_s: float = 1.0):  # type: ignore[no-untyped-def]
     return await gather_profile(
-        raw, history=history if history is not None else MemoryHistoryStore(),  # type: ignore[arg-type]
-        crm_lookup=crm, environment=env, clock=FixedClock(NOW), windows=W, budget_s=budget_s,  # type: ignore[arg-type]
+        raw, NOW, history=history if history is not None else MemoryHistoryStore(),  # type: ignore[arg-type]
+        crm_lookup=crm, environment=env, windows=W, budget_s=budget_s,  # type: ignore[arg-type]
     )
 
 

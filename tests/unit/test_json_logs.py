@@ -100,7 +100,7 @@ def test_unidentified_caller(capture):
     stream, logger = capture
     logs.log_decision("c1", CallerProfile(number=None), decision(), 0.0, logger=logger)
     line = lines(stream)[0]
-    assert line["caller"] is None and line["class"] == "new" and line["crm_status"] == "skipped"
+    assert line["caller"] == "unidentified" and line["class"] == "new" and line["crm_status"] == "skipped"
 
 
 def test_outcome_line(capture):

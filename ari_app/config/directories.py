@@ -1,0 +1,85 @@
+"""Directories read from files: the legal-entity directory (config/legal_entities.yaml) and
+phonenumbers' region names. The core only looks them up (core/environment.py)."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ari_app.config.files import ConfigError, load_model
+from ari_app.core.environment import LegalDirectory, RegionNamer
+from ari_app.core.models import LegalEntity
+from ari_app.core.numbers import is_e164
+
+_PREFIX_RE = re.compile(r"\+[1-9][0-9]{0,13}", re.ASCII)
+
+
+class LegalEntityEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    company: str = Field(min_length=1, max_length=200)
+    manager: str | None = Field(None, min_length=1, max_length=64)
+    abc: Literal["A", "B", "C"] | None = None
+    numbers: list[str] = []  # exact E.164 numbers
+    prefixes: list[str] = []  # "+7495123": every number starting with it
+
+    @model_validator(mode="after")
+    def _check(self) -> LegalEntityEntry:
+        if not self.numbers and not self.prefixes:
+            raise ValueError("give at least one of numbers, prefixes")
+        bad = [n for n in self.numbers if not is_e164(n)]
+        if bad:
+            raise ValueError(f"not E.164: {bad[0]!r}")
+        bad = [p for p in self.prefixes if not _PREFIX_RE.fullmatch(p)]
+        if bad:
+            raise ValueError(f"prefix must be '+' and 1-14 digits: {bad[0]!r}")
+        return self
+
+
+class LegalEntitiesFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    entities: list[LegalEntityEntry] = []
+
+
+def directory_from_model(model: LegalEntitiesFile) -> LegalDirectory:
+    """Build the directory; a number or prefix listed twice is a ValueError naming it."""
+    exact: dict[str, LegalEntity] = {}
+    prefixes: dict[str, LegalEntity] = {}
+    for i, entry in enumerate(model.entities):
+        entity = LegalEntity(company=entry.company, manager=entry.manager, abc=entry.abc)
+        for table, keys in ((exact, entry.numbers), (prefixes, entry.prefixes)):
+            for key in keys:
+                if key in table:
+                    raise ValueError(f"entities.{i}: {key} is listed twice")
+                table[key] = entity
+    return LegalDirectory(exact, prefixes)
+
+
+def load_legal_directory(path: Path) -> LegalDirectory:
+    """Read config/legal_entities.yaml; raise ConfigError naming file, key and reason."""
+    model = load_model(path, LegalEntitiesFile)
+    try:
+        return directory_from_model(model)
+    except ValueError as e:
+        key, _, reason = str(e).partition(": ")
+        raise ConfigError(path, key, reason) from None
+
+
+class RegionNames:
+    """phonenumbers' region names (~100 MB, ~0.5 s to load): load at start-up, in a thread,
+    never on a call. `namer` is None until then (profiles carry no region name meanwhile)."""
+
+    def __init__(self) -> None:
+        self.namer: RegionNamer | None = None
+
+    def load(self) -> None:
+        from phonenumbers import geocoder  # the import is the load; the import lock serialises it
+
+        self.namer = geocoder
+
+    @property
+    def loaded(self) -> bool:
+        return self.namer is not None

@@ -1,0 +1,20 @@
+"""Names that Caseline and the shipped dialplan (dialplan/*.conf) agree on, defined once.
+
+A rename in the dialplan is a rename here; tests/unit/test_dialplan_names.py checks that
+every name below is a context (or a Stasis argument) of the shipped dialplan.
+"""
+from __future__ import annotations
+
+INBOUND_CONTEXT = "inbound"  # calls from the trunk enter here
+ROUTE_CONTEXT = "caseline-route"  # Stasis(${CASELINE_APP},inbound), operators if the app is away
+INBOUND_ARG = "inbound"  # the Stasis argument that marks a caller to route
+OPERATORS_CONTEXT = "operators"  # Queue(${CASELINE_QUEUE}) with QUEUE_PRIO from CASELINE_PRIORITY
+VOICEMAIL_CONTEXT = "caseline-voicemail"  # VoiceMail(${CASELINE_MAILBOX})
+AGI_CONTEXT = "caseline-agi"  # the FastAGI front's dialplan
+DEFAULT_QUEUE = "operators"  # the operators' queue: where every route that runs out ends
+
+# Contexts whose CDR rows are calls from outside, as `history import-cdr` reads them.
+CDR_INBOUND_CONTEXTS = (INBOUND_CONTEXT, ROUTE_CONTEXT, OPERATORS_CONTEXT)
+# Inbound calls handed to the operators' queue: recorded from Asterisk's CDR (the queue knows
+# who answered); the live CDR listener learns them from this context.
+QUEUE_CONTEXTS = (OPERATORS_CONTEXT,)
