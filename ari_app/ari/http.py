@@ -139,15 +139,6 @@ class HttpAri:
         await self._request("POST", f"/channels/{quote(channel_id)}/variable",
                             {"variable": name, "value": value})
 
-    async def originate(self, endpoint: str, *, channel_id: str, app_args: str,
-                        caller_id: str, timeout_s: int, originator: str | None = None,
-                        variables: Mapping[str, str] | None = None) -> None:
-        params = {"endpoint": endpoint, "app": self.app, "appArgs": app_args,
-                  "callerId": caller_id, "timeout": str(timeout_s), "channelId": channel_id}
-        if originator:
-            params["originator"] = originator
-        await self._request("POST", "/channels", params, {"variables": dict(variables or {})})
-
     async def create_channel(self, endpoint: str, *, channel_id: str, app_args: str,
                              originator: str | None = None,
                              variables: Mapping[str, str] | None = None) -> None:
@@ -171,9 +162,6 @@ class HttpAri:
 
     async def channels(self) -> list[dict[str, Any]]:
         return list(await self._request("GET", "/channels") or [])
-
-    async def channel(self, channel_id: str) -> dict[str, Any]:
-        return dict(await self._request("GET", f"/channels/{quote(channel_id)}") or {})
 
     # --- bridges, endpoints, system ----------------------------------------------------
 
@@ -199,9 +187,6 @@ class HttpAri:
 
     async def application(self) -> dict[str, Any]:
         return dict(await self._request("GET", f"/applications/{quote(self.app)}") or {})
-
-    async def asterisk_info(self) -> dict[str, Any]:
-        return dict(await self._request("GET", "/asterisk/info") or {})
 
 
 def _message(body: str) -> str:

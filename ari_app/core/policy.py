@@ -25,7 +25,6 @@ Digits = Annotated[str, Field(pattern=r"^[0-9*#]{1,4}$")]
 Priority = Annotated[int, Field(ge=0, le=100)]  # Asterisk QUEUE_PRIO: higher is served first
 Boost = Annotated[int, Field(ge=-100, le=100)]
 RingTimeout = Annotated[int, Field(ge=1, le=120)]
-Segment = Literal["A", "B", "C", "unknown"]
 
 
 class RefKind(StrEnum):
@@ -40,7 +39,6 @@ class RefKind(StrEnum):
 
 
 DYNAMIC_REFS = frozenset({RefKind.HOLDER, RefKind.HISTORY_OWNER})
-PERSON_REFS = frozenset({RefKind.HOLDER, RefKind.HISTORY_OWNER, RefKind.MANAGER, RefKind.SUPERVISOR})
 TERMINAL_REFS = frozenset({RefKind.QUEUE, RefKind.IVR, RefKind.VOICEMAIL, RefKind.HANGUP})
 
 

@@ -17,7 +17,7 @@ import logging
 import os
 import tempfile
 import weakref
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from ari_app.config.settings import Settings
@@ -45,9 +45,6 @@ class ReloadResult:
     installed: tuple[str, ...] = ()  # files written into the Asterisk folder (kept on success)
     restored: bool = False  # previous files were put back
     attempts: int = 0  # reload requests sent
-
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
 
     def summary(self) -> str:
         """What `caseline dialplan reload` prints."""
