@@ -19,17 +19,28 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from ari_app.core.models import CallerProfile, Decision
-
 from agi.protocol import (
-    MAX_LINE_BYTES, MAX_RESPONSE_LINE_BYTES, AgiConnectionClosed, AgiDeadChannel, AgiError,
-    AgiHangup, AgiProtocolError, AgiResponse, HeaderParser, ResponseParser, decode_line,
+    MAX_LINE_BYTES,
+    MAX_RESPONSE_LINE_BYTES,
+    AgiConnectionClosed,
+    AgiDeadChannel,
+    AgiError,
+    AgiHangup,
+    AgiProtocolError,
+    AgiResponse,
+    HeaderParser,
+    ResponseParser,
+    decode_line,
     script_name,
 )
 from agi.variables import (
-    decision_variables, fallback_variables, sanitize_call_id, sanitize_caller_id,
+    decision_variables,
+    fallback_variables,
+    sanitize_call_id,
+    sanitize_caller_id,
     set_variable_command,
 )
+from ari_app.core.models import CallerProfile, Decision
 
 if TYPE_CHECKING:
     from ari_app.ops.metrics import Metrics

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 
 from ari_app.core.dialplan import DEFAULT_QUEUE
-from ari_app.core.models import CallerProfile, Decision, StepKind, TERMINAL_KINDS
+from ari_app.core.models import TERMINAL_KINDS, CallerProfile, Decision, StepKind
 
 MAX_VALUE = 200
 MAX_CALLER_ID = 64

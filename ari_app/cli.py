@@ -60,9 +60,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def explain_command(args: argparse.Namespace) -> int:
+    from ari_app.config.settings import load_settings
     from ari_app.core.explain import explain
     from ari_app.main import build_core
-    from ari_app.config.settings import load_settings
 
     settings = load_settings(args.config)
     async with AsyncExitStack() as stack:
@@ -84,9 +84,9 @@ async def explain_command(args: argparse.Namespace) -> int:
 
 
 async def calls_command(args: argparse.Namespace) -> int:
-    from ari_app.record.outcomes import last_decisions
-    from ari_app.history.store import redis_client
     from ari_app.config.settings import load_settings
+    from ari_app.history.store import redis_client
+    from ari_app.record.outcomes import last_decisions
 
     settings = load_settings(args.config)
     redis = redis_client(settings.redis.url, timeout_s=5)
@@ -104,9 +104,9 @@ async def calls_command(args: argparse.Namespace) -> int:
 
 
 async def check_command(args: argparse.Namespace) -> int:
-    from ari_app.crm.factory import build_crm
     from ari_app.config.live import LiveConfig
     from ari_app.config.settings import load_settings
+    from ari_app.crm.factory import build_crm
 
     settings = load_settings(args.config)
     LiveConfig(args.config / settings.routing_file, args.config / settings.legal_entities_file)
@@ -116,11 +116,11 @@ async def check_command(args: argparse.Namespace) -> int:
 
 
 async def history_command(args: argparse.Namespace) -> int:
+    from ari_app.config.live import LiveConfig
+    from ari_app.config.settings import load_settings
     from ari_app.core.dialplan import CDR_INBOUND_CONTEXTS
     from ari_app.history.cdr import import_cdr_file
     from ari_app.history.store import RedisHistoryStore, redis_client
-    from ari_app.config.live import LiveConfig
-    from ari_app.config.settings import load_settings
 
     settings = load_settings(args.config)
     config = LiveConfig(args.config / settings.routing_file, args.config / settings.legal_entities_file)
@@ -174,8 +174,8 @@ async def crm_command(args: argparse.Namespace) -> int:
 
 
 async def dialplan_command(args: argparse.Namespace) -> int:
-    from ari_app.ops.dialplan_reload import reload_dialplan
     from ari_app.config.settings import load_settings
+    from ari_app.ops.dialplan_reload import reload_dialplan
 
     result = await reload_dialplan(load_settings(args.config), args.source, args.install_dir)
     print(result.summary())

@@ -15,18 +15,10 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from agi.server import AgiServer
-
 from ari_app.ari.http import HttpAri
-from ari_app.stasis.app import StasisApp
-from ari_app.stasis.call import Call
-from ari_app.record.cdr_listener import CdrListener
-from ari_app.stasis.execute import Executor, leave_to_dialplan
-from ari_app.stasis.greet import make_greeter
-from ari_app.stasis.handler import CallRouting
-from ari_app.record.observer import CallObserver
-from ari_app.record.outcomes import OutcomeRecorder
-from ari_app.record.pending_writes import PendingWrites
-from ari_app.stasis.presence import RedisPresence
+from ari_app.config.directories import RegionNames
+from ari_app.config.live import LiveConfig
+from ari_app.config.settings import Settings, load_settings
 from ari_app.core.clock import SystemClock
 from ari_app.core.numbers import normalize
 from ari_app.crm.factory import build_crm
@@ -36,10 +28,17 @@ from ari_app.ops.ami import ami_ready
 from ari_app.ops.api import OpsServer, create_app
 from ari_app.ops.logs import configure_json_logging
 from ari_app.ops.metrics import Metrics
-from ari_app.config.directories import RegionNames
-from ari_app.config.live import LiveConfig
+from ari_app.record.cdr_listener import CdrListener
+from ari_app.record.observer import CallObserver
+from ari_app.record.outcomes import OutcomeRecorder
+from ari_app.record.pending_writes import PendingWrites
 from ari_app.router import Router
-from ari_app.config.settings import Settings, load_settings
+from ari_app.stasis.app import StasisApp
+from ari_app.stasis.call import Call
+from ari_app.stasis.execute import Executor, leave_to_dialplan
+from ari_app.stasis.greet import make_greeter
+from ari_app.stasis.handler import CallRouting
+from ari_app.stasis.presence import RedisPresence
 
 log = logging.getLogger("caseline")
 

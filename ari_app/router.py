@@ -19,7 +19,14 @@ from ari_app.core.decide import decide
 from ari_app.core.environment import describe_number
 from ari_app.core.history_class import Windows
 from ari_app.core.identify import identify
-from ari_app.core.models import CallerProfile, Contact, CrmFacts, Decision, EnvironmentFacts, SourceStatus
+from ari_app.core.models import (
+    CallerProfile,
+    Contact,
+    CrmFacts,
+    Decision,
+    EnvironmentFacts,
+    SourceStatus,
+)
 from ari_app.core.numbers import mask, normalize
 from ari_app.core.ports import Clock, CrmLookup, HistoryStore
 from ari_app.history.store import HistoryUnavailable

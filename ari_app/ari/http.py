@@ -18,7 +18,13 @@ from urllib.parse import quote
 
 import aiohttp
 
-from ari_app.ari.interface import AriError, AriUnavailable, ChannelGone, Event, NotInStasis
+from ari_app.ari.interface import (
+    AriError,
+    AriUnavailable,
+    ChannelGone,
+    Event,
+    NotInStasis,
+)
 
 log = logging.getLogger("caseline.ari")
 

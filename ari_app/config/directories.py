@@ -76,7 +76,9 @@ class RegionNames:
         self.namer: RegionNamer | None = None
 
     def load(self) -> None:
-        from phonenumbers import geocoder  # the import is the load; the import lock serialises it
+        from phonenumbers import (
+            geocoder,  # the import is the load; the import lock serialises it
+        )
 
         self.namer = geocoder
 

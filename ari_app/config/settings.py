@@ -13,8 +13,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from ari_app.config.files import ConfigError, load_model
 from ari_app.config.crm_settings import CrmSettings
+from ari_app.config.files import ConfigError, load_model
 from ari_app.config.history_settings import HistorySettings
 
 

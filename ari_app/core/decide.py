@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+from ari_app.core.dialplan import DEFAULT_QUEUE
 from ari_app.core.models import (
     CallbackKind,
     CallerProfile,
@@ -37,9 +38,17 @@ from ari_app.core.models import (
     SourceStatus,
     StepKind,
 )
-from ari_app.core.dialplan import DEFAULT_QUEUE
+from ari_app.core.policy import (
+    Chain,
+    NightRule,
+    Policy,
+    Ref,
+    RefKind,
+    RepeatRule,
+    Rule,
+    parse_ref,
+)
 from ari_app.core.zones import zone
-from ari_app.core.policy import Chain, NightRule, Policy, Ref, RefKind, RepeatRule, Rule, parse_ref
 
 DEGRADED = frozenset(
     {SourceStatus.UNAVAILABLE, SourceStatus.TIMEOUT, SourceStatus.ERROR, SourceStatus.MALFORMED, SourceStatus.BREAKER_OPEN}

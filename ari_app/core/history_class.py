@@ -9,7 +9,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from ari_app.core.models import CallbackKind, Contact, Direction, HistoryClass, HistoryFacts, SourceStatus
+from ari_app.core.models import (
+    CallbackKind,
+    Contact,
+    Direction,
+    HistoryClass,
+    HistoryFacts,
+    SourceStatus,
+)
 
 # Clocks of the PBX, Redis and this process drift a little: a contact a few minutes "in the
 # future" is treated as happening now. Anything further ahead is bad data and is ignored,

@@ -5,10 +5,21 @@
     crm = CrmService.from_settings(settings, client)
     facts = await crm.facts("+79161234567")    # CrmFacts, never raises, never over budget
 """
-from ari_app.crm.base import CrmBadAnswer, CrmClient, CrmError, CrmErrorAnswer, CrmUnavailable
+from ari_app.config.crm_settings import (
+    BITRIX24_WEBHOOK_ENV,
+    TOKEN_ENV,
+    CrmSettings,
+    load_crm_settings,
+)
+from ari_app.crm.base import (
+    CrmBadAnswer,
+    CrmClient,
+    CrmError,
+    CrmErrorAnswer,
+    CrmUnavailable,
+)
 from ari_app.crm.factory import build_crm
 from ari_app.crm.service import CrmService
-from ari_app.config.crm_settings import BITRIX24_WEBHOOK_ENV, TOKEN_ENV, CrmSettings, load_crm_settings
 
 __all__ = [
     "BITRIX24_WEBHOOK_ENV",

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import aiohttp
 
-from ari_app.config.files import ConfigError
-
-from ari_app.crm.base import CrmClient
 from ari_app.config.crm_settings import BITRIX24_WEBHOOK_ENV, TOKEN_ENV, CrmSettings
+from ari_app.config.files import ConfigError
+from ari_app.crm.base import CrmClient
 
 ENV_SOURCE = "<environment>"  # the "file" of a ConfigError about an environment variable
 

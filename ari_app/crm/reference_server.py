@@ -21,12 +21,11 @@ from typing import Any
 
 from aiohttp import web
 
+from ari_app.config.crm_settings import TOKEN_ENV
 from ari_app.config.files import ConfigError
 from ari_app.core.models import CrmRecord
 from ari_app.core.numbers import is_e164
-
 from ari_app.crm.adapters.file import FileCrm
-from ari_app.config.crm_settings import TOKEN_ENV
 
 log = logging.getLogger("caseline.crm.reference")
 

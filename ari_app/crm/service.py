@@ -20,13 +20,18 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ari_app.config.crm_settings import CrmSettings
 from ari_app.core.models import CrmFacts, CrmRecord, SourceStatus
 from ari_app.core.numbers import is_e164, mask
-
-from ari_app.crm.base import CrmBadAnswer, CrmClient, CrmError, CrmErrorAnswer, CrmUnavailable
+from ari_app.crm.base import (
+    CrmBadAnswer,
+    CrmClient,
+    CrmError,
+    CrmErrorAnswer,
+    CrmUnavailable,
+)
 from ari_app.crm.breaker import BreakerState, CircuitBreaker
 from ari_app.crm.cache import TtlLru
-from ari_app.config.crm_settings import CrmSettings
 
 log = logging.getLogger("caseline.crm")
 

@@ -19,7 +19,6 @@ from pathlib import Path
 from ari_app.core.dialplan import INBOUND_CONTEXT
 from ari_app.core.models import Contact, Direction
 from ari_app.core.numbers import normalize, sanitize_for_log
-
 from ari_app.history.store import BatchHistoryWriter, HistoryStore
 
 MAX_DURATION_S = 86_400  # a "call" of a day or more is a stuck channel, not data

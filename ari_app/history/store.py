@@ -20,10 +20,10 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from ari_app.config.history_settings import HistorySettings
 from ari_app.core.models import Contact, Direction
 from ari_app.core.numbers import require_e164
-
-from ari_app.config.history_settings import HistorySettings
+from ari_app.core.ports import HistoryStore
 
 log = logging.getLogger("caseline.history")
 
@@ -32,14 +32,6 @@ MAX_PER_NUMBER = 1000  # a C-class client calling all day must not grow one key 
 
 class HistoryUnavailable(Exception):
     """The history backend could not be read or written (the only error a store raises)."""
-
-
-class HistoryStore(Protocol):
-    async def recent(self, number: str, since: datetime) -> list[Contact]:
-        """Contacts of `number` that started at or after `since`, newest first (bounded)."""
-        ...
-
-    async def record(self, number: str, contact: Contact) -> None: ...
 
 
 @runtime_checkable

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ari_app.config.settings import Settings
-
 from ari_app.ops.ami import AmiActionError, AmiClient, AmiError, AmiUnavailable
 from ari_app.ops.dialplan_check import MAX_FILE_BYTES, check_dialplan
 

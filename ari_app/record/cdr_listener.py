@@ -18,10 +18,10 @@ from datetime import UTC, datetime, timedelta
 
 from panoramisk import Manager
 
-from ari_app.history.cdr import parse_cdr_rows
+from ari_app.config.settings import AmiSettings
 from ari_app.core.dialplan import QUEUE_CONTEXTS
 from ari_app.core.ports import HistoryStore
-from ari_app.config.settings import AmiSettings
+from ari_app.history.cdr import parse_cdr_rows
 from ari_app.record.pending_writes import PendingWrites
 
 log = logging.getLogger("caseline.record.cdr")

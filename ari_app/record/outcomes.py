@@ -7,7 +7,14 @@ from datetime import datetime
 
 from redis.asyncio import Redis
 
-from ari_app.core.models import CallerProfile, Contact, Decision, Direction, Outcome, OutcomeResult
+from ari_app.core.models import (
+    CallerProfile,
+    Contact,
+    Decision,
+    Direction,
+    Outcome,
+    OutcomeResult,
+)
 from ari_app.core.numbers import mask
 from ari_app.history.store import HistoryStore
 from ari_app.record.pending_writes import PendingWrites

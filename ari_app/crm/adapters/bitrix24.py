@@ -23,13 +23,12 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 
+from ari_app.config.crm_settings import Bitrix24Settings
 from ari_app.core.models import CrmRecord
 from ari_app.core.numbers import sanitize_for_log
-
 from ari_app.crm.adapters import _http
 from ari_app.crm.base import CrmBadAnswer, CrmError, CrmErrorAnswer, CrmUnavailable
 from ari_app.crm.records import build_record
-from ari_app.config.crm_settings import Bitrix24Settings
 
 SEARCH = "telephony.externalCall.searchCrmEntities"
 DEAL_LIST = "crm.deal.list"

@@ -31,7 +31,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ari_app.config.files import ConfigError, load_model
 from ari_app.core.models import CrmRecord
 from ari_app.core.numbers import normalize, sanitize_for_log
-
 from ari_app.crm.records import MAX_EXTRA_KEYS, build_record
 
 MAX_CLIENTS = 200_000

@@ -6,13 +6,12 @@ from urllib.parse import quote, urlsplit
 
 import aiohttp
 
+from ari_app.config.crm_settings import HttpCrmSettings
 from ari_app.core.models import CrmRecord
 from ari_app.core.numbers import require_e164
-
 from ari_app.crm.adapters import _http
 from ari_app.crm.base import CrmBadAnswer, CrmErrorAnswer, CrmUnavailable
 from ari_app.crm.records import build_record
-from ari_app.config.crm_settings import HttpCrmSettings
 
 _MISSING = object()
 
