@@ -1,4 +1,5 @@
-"""Bootstrap history from Asterisk CSV CDRs (cdr_csv, Master.csv, times in UTC).
+"""Bootstrap history from Asterisk CSV CDRs (cdr_csv, Master.csv; times in UTC unless told
+otherwise: with cdr.conf's `usegmtime=no` they are the PBX's local time).
 
 Columns (Debian cdr.conf, loguniqueid and loguserfield on): accountcode, src, dst, dcontext,
 clid, channel, dstchannel, lastapp, lastdata, start, answer, end, duration, billsec,
@@ -13,13 +14,14 @@ import csv
 import re
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
 from ari_app.core.dialplan import INBOUND_CONTEXT
 from ari_app.core.models import Contact, Direction
 from ari_app.core.numbers import normalize, sanitize_for_log
-from ari_app.history.store import BatchHistoryWriter, HistoryStore
+from ari_app.core.ports import HistoryStore
+from ari_app.history.store import BatchHistoryWriter
 
 MAX_DURATION_S = 86_400  # a "call" of a day or more is a stuck channel, not data
 MAX_PROBLEMS = 100  # reasons kept for the report; all bad rows are still counted
@@ -66,14 +68,16 @@ def _parse_row(
     managers: Mapping[str, str],
     inbound_contexts: Collection[str],
     region: str,
+    cdr_timezone: tzinfo = UTC,
 ) -> tuple[str, Contact] | None:
     """(number, contact) for a client call, None for other calls; ValueError if malformed."""
     if not 16 <= len(row) <= 18:
         raise ValueError(f"expected 16-18 columns, got {len(row)}")
     col = {name: row[i].strip() if i < len(row) else "" for name, i in _COL.items()}
     try:
-        at = datetime.strptime(col["start"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
-    except ValueError:
+        at = datetime.strptime(col["start"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=cdr_timezone)
+        at = at.astimezone(UTC)  # history keeps UTC
+    except (ValueError, OverflowError):
         raise ValueError("start must be YYYY-MM-DD HH:MM:SS") from None
     _seconds(col["duration"], "duration")
     billsec = _seconds(col["billsec"], "billsec")
@@ -112,10 +116,12 @@ def parse_cdr_rows(
     inbound_contexts: Collection[str] = (INBOUND_CONTEXT,),
     default_region: str = "RU",
     report: CdrReport | None = None,
+    cdr_timezone: tzinfo = UTC,
 ) -> Iterator[tuple[str, Contact]]:
     """Yield (E.164 number, contact) per client call. `managers` maps endpoint -> manager id.
 
-    Consecutive rows with the same uniqueid are one call and yield one contact.
+    Consecutive rows with the same uniqueid are one call and yield one contact. Start times
+    are read in `cdr_timezone` (UTC: cdr.conf's `usegmtime=yes`).
     """
     report = report if report is not None else CdrReport()
     reader = csv.reader(lines)
@@ -133,7 +139,7 @@ def parse_cdr_rows(
             continue  # blank line
         report.rows += 1
         try:
-            parsed = _parse_row(row, managers, inbound_contexts, default_region)
+            parsed = _parse_row(row, managers, inbound_contexts, default_region, cdr_timezone)
         except ValueError as e:
             report.add_bad(reader.line_num, str(e))
             continue
@@ -171,18 +177,22 @@ async def import_cdr_file(
     inbound_contexts: Collection[str] = (INBOUND_CONTEXT,),
     default_region: str = "RU",
     batch_size: int = 500,
+    cdr_timezone: tzinfo = UTC,
+    report: CdrReport | None = None,
 ) -> CdrReport:
     """Parse `path` and write its client calls to `store`, `batch_size` per round trip.
 
     Re-importing the same file is harmless: an identical contact is stored once.
-    Raises HistoryUnavailable if the store fails, OSError if the file cannot be read.
+    Raises HistoryUnavailable if the store fails, OSError if the file cannot be read; a
+    `report` passed in then still counts what was written before the failure.
     """
-    report = CdrReport()
+    report = report if report is not None else CdrReport()
     batch: list[tuple[str, Contact]] = []
     # errors="replace": one bad byte must cost one row, not the whole import.
     with path.open(encoding="utf-8", errors="replace", newline="") as f:
         for item in parse_cdr_rows(f, managers=managers, inbound_contexts=inbound_contexts,
-                                   default_region=default_region, report=report):
+                                   default_region=default_region, report=report,
+                                   cdr_timezone=cdr_timezone):
             batch.append(item)
             if len(batch) >= batch_size:
                 report.written += await _write(store, batch)

@@ -23,7 +23,6 @@ from redis.exceptions import RedisError
 from ari_app.config.history_settings import HistorySettings
 from ari_app.core.models import Contact, Direction
 from ari_app.core.numbers import require_e164
-from ari_app.core.ports import HistoryStore
 
 log = logging.getLogger("caseline.history")
 

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 
-from ari_app.ari.interface import AriError, ChannelGone, NotInStasis
+from ari_app.ari.interface import AriError, ChannelGone
 from ari_app.core.decide import route_for_target
 from ari_app.core.dialplan import DEFAULT_QUEUE, OPERATORS_CONTEXT, VOICEMAIL_CONTEXT
 from ari_app.core.models import (
@@ -113,7 +113,9 @@ class Executor:
                 await call.wait_for(lambda e: e.get("type") == "StasisStart"
                                     and channel_of(e) == leg, LEG_START_TIMEOUT_S)
                 await call.ari.dial(leg, step.ring_timeout_s, caller=call.id)
-            except (ChannelGone, NotInStasis, TimeoutError):  # the leg failed, not the caller
+            except (AriError, TimeoutError):  # the leg failed, not the caller
+                # 404/409: the leg vanished; 500 "Allocation failed": the endpoint has no
+                # reachable contact (an unregistered phone). Either way: unavailable.
                 return DialResult.UNAVAILABLE
             result = await self._dial_result(call, leg, step.ring_timeout_s + 10)
             if result is not DialResult.ANSWERED:

@@ -324,3 +324,58 @@ def phone_busy() -> str:
   <nop><action><log message="[$from] busy"/></action></nop>
 </scenario>
 """
+
+
+_NOTIFY_OK = """  <send><![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]></send>
+"""
+
+
+def phone_transfers(to: str, after_ms: int = 0, talk_ms: int = 1000) -> str:
+    """A phone that answers after `after_ms`, talks `talk_ms`, then blind-transfers the call
+    (an in-dialog REFER, as a desk phone's "transfer" key sends) to extension `to`.
+
+    It answers Asterisk's NOTIFYs (transfer progress, RFC 3515) and ends when its own leg
+    gets a BYE; its log says "<number> transferred" once the REFER was accepted (202).
+    """
+    head = _phone_head(True).replace(
+        f"    <action>{_FROM_USER}",
+        # the INVITE's From (with Asterisk's tag) is the To of every request we send in-dialog
+        '    <action><ereg regexp=".*" search_in="hdr" header="From:" check_it="true"'
+        f' assign_to="peer"/>{_FROM_USER}')
+    answered = _ANSWER_AND_TALK.split('  <recv request="BYE"/>')[0]
+    refer = f"""  <pause milliseconds="{max(talk_ms, 1)}"/>
+  <send retrans="500"><![CDATA[
+      REFER sip:[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:phone@[local_ip]:[local_port]>;tag=[pid]SIPpTag01[call_number]
+      To: [$peer]
+      Call-ID: [call_id]
+      CSeq: 101 REFER
+      Contact: <sip:phone@[local_ip]:[local_port]>
+      Refer-To: <sip:{to}@[remote_ip]:[remote_port]>
+      Referred-By: <sip:phone@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]></send>
+  <recv response="202"/>
+  <nop><action><log message="[$from] transferred"/></action></nop>
+  <label id="progress"/>
+  <recv request="NOTIFY" optional="true" next="notify"/>
+  <recv request="BYE" next="bye"/>
+  <label id="notify"/>
+{_NOTIFY_OK}  <nop next="progress"/>
+  <label id="bye"/>
+{_NOTIFY_OK}  <nop><action><log message="[$from] bye"/></action></nop>
+  <nop next="end"/>
+"""
+    return (head + _RINGING
+            + f'  <recv request="CANCEL" timeout="{max(after_ms, 1)}" ontimeout="answer" next="cancelled"/>\n'
+            + answered + refer + _CANCELLED + '  <label id="end"/>\n</scenario>\n')
