@@ -9,7 +9,12 @@ Why not panoramisk.fast_agi: its handler reads the environment with an unbounded
 - `route()` is bounded by `route_timeout`; a timeout or a bug sets the fallback
   (operators) and the session still answers;
 - every command's answer is bounded by `command_timeout`; HANGUP, 511 and EOF end the
-  session quietly; the socket is closed in `finally`.
+  session quietly; the socket is closed in `finally`;
+- at most `max_sessions` sessions, well below the usual open-file limit of 1024: at the cap a
+  new connection closes the oldest session still waiting for its environment (an idle
+  socket), so idle sockets cannot keep Asterisk's real sessions out; when every session is
+  past that point, the new connection is refused;
+- the port is bound exclusively: a second instance fails to start instead of sharing it.
 """
 from __future__ import annotations
 
@@ -41,6 +46,7 @@ from agi.variables import (
     set_variable_command,
 )
 from ari_app.core.models import CallerProfile, Decision
+from ari_app.ops.listen import PortInUse, is_port_in_use
 
 if TYPE_CHECKING:
     from ari_app.ops.metrics import Metrics
@@ -51,6 +57,7 @@ Route = Callable[[str | None, str], Awaitable[tuple[CallerProfile, Decision]]]
 EndpointOf = Callable[[str], str | None]
 
 ROUTE_SCRIPT = "route"
+MAX_SESSIONS = 256
 
 
 class AgiServer:
@@ -59,10 +66,8 @@ class AgiServer:
     def __init__(self, route: Route, endpoint_of: EndpointOf, host: str = "127.0.0.1",
                  port: int = 4573, *, metrics: Metrics | None = None,
                  route_timeout: float = 2.0, header_timeout: float = 5.0,
-                 command_timeout: float = 2.0, max_sessions: int = 1024,
-                 reuse_port: bool = False) -> None:
+                 command_timeout: float = 2.0, max_sessions: int = MAX_SESSIONS) -> None:
         self._route = route
-        self.reuse_port = reuse_port
         self._endpoint_of = endpoint_of
         self.host = host
         self._port = port
@@ -73,6 +78,10 @@ class AgiServer:
         self.max_sessions = max_sessions
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[None]] = set()
+        # sessions still reading their environment, oldest first: the ones a new connection
+        # may push out at the cap; evicted ones are cancelled and no longer count
+        self._waiting: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self._evicted: set[asyncio.Task[None]] = set()
         self._closing = False
 
     @property
@@ -91,10 +100,14 @@ class AgiServer:
         self._closing = False
         # A plain (non-async) callback: the session task is created and tracked in the
         # same step as the connection, so there is no window where close() cannot see it.
-        # reuse_port: during a rolling deploy old and new process both listen for a moment
-        self._server = await asyncio.start_server(
-            self._on_connect, self.host, self._port, limit=MAX_RESPONSE_LINE_BYTES,
-            reuse_port=self.reuse_port)
+        try:
+            self._server = await asyncio.start_server(
+                self._on_connect, self.host, self._port, limit=MAX_RESPONSE_LINE_BYTES,
+                reuse_port=False)
+        except OSError as e:
+            if is_port_in_use(e):
+                raise PortInUse("FastAGI", self.host, self._port) from None
+            raise
         log.info("FastAGI listening on %s:%d", self.host, self.port)
 
     async def close(self, grace_s: float = 0.0) -> None:
@@ -123,13 +136,32 @@ class AgiServer:
     # -- sessions ---------------------------------------------------------------------
 
     def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._closing or len(self._sessions) >= self.max_sessions:
+        if not self._closing and len(self._sessions) - len(self._evicted) >= self.max_sessions:
+            self._evict_oldest_waiting()
+        if self._closing or len(self._sessions) - len(self._evicted) >= self.max_sessions:
             writer.transport.abort()
             self._count("rejected")
             return
         task = asyncio.get_running_loop().create_task(self._run(reader, writer), name="agi-session")
         self._sessions.add(task)
-        task.add_done_callback(self._sessions.discard)
+        self._waiting[task] = writer
+        task.add_done_callback(self._forget)
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._sessions.discard(task)
+        self._waiting.pop(task, None)
+        self._evicted.discard(task)
+
+    def _evict_oldest_waiting(self) -> None:
+        if not self._waiting:
+            return
+        task, writer = next(iter(self._waiting.items()))
+        del self._waiting[task]
+        self._evicted.add(task)
+        writer.transport.abort()
+        task.cancel()
+        log.warning("FastAGI: %d sessions: closed the oldest one still without its environment",
+                    self.max_sessions)
 
     async def _run(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         result = "error"
@@ -148,7 +180,8 @@ class AgiServer:
         except Exception:
             log.exception("FastAGI: session failed")
         except asyncio.CancelledError:
-            result = "cancelled"  # server closing
+            # server closing, or pushed out at the cap while idle
+            result = "evicted" if asyncio.current_task() in self._evicted else "cancelled"
             raise
         finally:
             await _close(writer)
@@ -156,6 +189,7 @@ class AgiServer:
 
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> str:
         headers = await self._read_headers(reader)
+        self._waiting.pop(asyncio.current_task(), None)  # a real session now: never evicted
         script = script_name(headers)
         if script != ROUTE_SCRIPT:
             log.warning("FastAGI: unknown script requested")

@@ -7,6 +7,7 @@ import logging
 import signal
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -17,21 +18,28 @@ from redis.exceptions import RedisError
 from agi.server import AgiServer
 from ari_app.ari.http import HttpAri
 from ari_app.config.directories import RegionNames
+from ari_app.config.files import ConfigError
 from ari_app.config.live import LiveConfig
+from ari_app.config.policy import load_policy_bytes
 from ari_app.config.settings import Settings, load_settings
 from ari_app.core.clock import SystemClock
 from ari_app.core.numbers import normalize
+from ari_app.core.ports import Clock
 from ari_app.crm.factory import build_crm
 from ari_app.crm.service import CrmService
+from ari_app.history.cdr import learning_rules
 from ari_app.history.store import RedisHistoryStore, redis_client
 from ari_app.ops.ami import ami_ready
 from ari_app.ops.api import OpsServer, create_app
+from ari_app.ops.config_reload import ConfigReloads
+from ari_app.ops.listen import PortInUse, raise_open_file_limit
 from ari_app.ops.logs import configure_json_logging
 from ari_app.ops.metrics import Metrics
 from ari_app.record.cdr_listener import CdrListener
 from ari_app.record.observer import CallObserver
 from ari_app.record.outcomes import OutcomeRecorder
 from ari_app.record.pending_writes import PendingWrites
+from ari_app.record.replay import entries_since, replay
 from ari_app.router import Router
 from ari_app.stasis.app import StasisApp
 from ari_app.stasis.call import Call
@@ -54,6 +62,7 @@ async def _finish(task: asyncio.Task) -> None:
 async def run_forever(config_dir: Path, *, greet: bool = False) -> int:
     settings = load_settings(config_dir)
     configure_json_logging(settings.logging.level, mask_numbers=settings.logging.mask_numbers)
+    raise_open_file_limit()  # descriptors are shared by every socket we hold (ops/listen.py)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -92,7 +101,7 @@ class Core:
 
 
 async def build_core(settings: Settings, config_dir: Path, stack: AsyncExitStack,
-                     metrics: Metrics | None = None) -> Core:
+                     metrics: Metrics | None = None, clock: Clock | None = None) -> Core:
     redis = redis_client(settings.redis.url)
     stack.push_async_callback(redis.aclose)
     history = RedisHistoryStore.from_settings(redis, settings.history)
@@ -115,7 +124,7 @@ async def build_core(settings: Settings, config_dir: Path, stack: AsyncExitStack
     regions.add_done_callback(lambda _: gc.freeze())
     stack.push_async_callback(_finish, regions)
     router = Router(config=config, history=history, crm=crm.facts if crm else None,
-                    clock=SystemClock(), windows=settings.history.windows(),
+                    clock=clock or SystemClock(), windows=settings.history.windows(),
                     history_budget_s=settings.history_budget_ms / 1000,
                     crm_budget_s=settings.crm.budget_ms / 1000,
                     default_region=settings.numbers.default_region, region_names=region_names)
@@ -130,11 +139,17 @@ async def build_routing_app(settings: Settings, config_dir: Path, ari: HttpAri,
     Gauge("caseline_asyncio_tasks", "asyncio tasks alive in the process",
           registry=metrics.registry).set_function(lambda: len(asyncio.all_tasks()))
     core = await build_core(settings, config_dir, stack, metrics)
-    loop.add_signal_handler(signal.SIGHUP, core.config.try_reload)
+    # one lock for every reload: SIGHUP, POST /reload and `caseline reload` (through the API)
+    reloads = ConfigReloads(core.config)
+    stack.push_async_callback(reloads.aclose)
+    loop.add_signal_handler(signal.SIGHUP, reloads.on_signal)
     dropped = Counter("caseline_redis_writes_dropped_total",
                       "Outcome writes dropped after a Redis outage longer than the buffer",
                       registry=metrics.registry)
-    pending = PendingWrites(on_dropped=dropped.inc)
+    refused = Counter("caseline_redis_writes_refused_total",
+                      "Outcome writes Redis refused for good (e.g. no permission): dropped, not retried",
+                      registry=metrics.registry)
+    pending = PendingWrites(on_dropped=dropped.inc, on_refused=refused.inc)
     retry = asyncio.create_task(pending.run(), name="pending-writes")
     stack.callback(retry.cancel)
     recorder = OutcomeRecorder(core.redis, core.history, max_entries=settings.decision_log_max,
@@ -152,24 +167,30 @@ async def build_routing_app(settings: Settings, config_dir: Path, ari: HttpAri,
     app = StasisApp(ari, handler, on_call_error=on_call_error,
                     on_reconnect=metrics.ari_reconnects.inc)
 
-    cdr = CdrListener(settings.ami, core.history, core.config.managers_by_endpoint,
-                      settings.numbers.default_region, pending)
+    bad_cdr = Counter("caseline_learning_bad_events_total",
+                      "CDR events dropped because their fields do not parse",
+                      registry=metrics.registry)
+    cdr = CdrListener(settings.ami, core.history,
+                      lambda: learning_rules(core.config.current.policy, settings), pending,
+                      redis=core.redis, settle_s=settings.learning.settle_s,
+                      on_bad_event=bad_cdr.inc)
     await cdr.start()
-    stack.callback(cdr.close)
+    stack.push_async_callback(cdr.close)
 
     agi = AgiServer(agi_route(core.router), agi_endpoint_of(core.config), settings.agi.host,
-                    settings.agi.port, metrics=metrics, reuse_port=True)
-    await agi.start()
+                    settings.agi.port, metrics=metrics)
+    await _listen(agi, config_dir, "agi.port")
     stack.push_async_callback(agi.close, 2.0)
 
     ops = OpsServer(create_app(
         token=settings.ops_token, metrics=metrics,
         checks={"ari": ari_check(app), "redis": redis_check(core.redis),
                 "ami": lambda: ami_ready(settings.ami)},
-        reload=reload_hook(core.config), live_calls=app.live_calls,
-        invalidate=invalidate_hook(core.crm, settings.numbers.default_region)),
-        settings.ops.host, settings.ops.port, reuse_port=True)
-    await ops.start()
+        reload=reloads.reload, live_calls=app.live_calls,
+        invalidate=invalidate_hook(core.crm, settings.numbers.default_region),
+        replay=replay_hook(core.redis, core.config)),
+        settings.ops.host, settings.ops.port)
+    await _listen(ops, config_dir, "ops.port")
     stack.push_async_callback(ops.close)
     return app
 
@@ -205,11 +226,28 @@ def redis_check(redis: Redis):
     return check
 
 
+async def _listen(server: AgiServer | OpsServer, config_dir: Path, key: str) -> None:
+    """Bind exclusively; a taken port (another instance?) is one line for the operator."""
+    try:
+        await server.start()
+    except PortInUse as e:
+        raise ConfigError(config_dir / "caseline.yaml", key, str(e)) from None
+
+
 def reload_hook(config: LiveConfig):
-    async def reload() -> dict[str, object]:
-        error = await asyncio.to_thread(config.try_reload)
-        return {"ok": error is None, "error": error}
-    return reload
+    """POST /reload for a config of its own (the daemon shares one ConfigReloads with SIGHUP)."""
+    return ConfigReloads(config).reload
+
+
+def replay_hook(redis: Redis, config: LiveConfig):
+    async def replay_candidate(candidate: bytes, since: timedelta) -> dict[str, object]:
+        policy = load_policy_bytes(candidate, "<candidate routing.yaml>")  # ConfigError: a 400
+        start = datetime.now(UTC) - since
+        entries = await entries_since(redis, start)
+        # CPU only, but thousands of decide() calls: off the event loop that routes calls
+        report = await asyncio.to_thread(replay, entries, config.current.policy, policy, start)
+        return report.as_dict()
+    return replay_candidate
 
 
 def invalidate_hook(crm: CrmService | None, region: str):

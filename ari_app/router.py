@@ -33,6 +33,8 @@ from ari_app.history.store import HistoryUnavailable
 
 log = logging.getLogger("caseline.router")
 
+CRM_BACKSTOP_S = 0.05  # above the CRM service's own budget, which answers TIMEOUT by itself
+
 
 @dataclass(frozen=True)
 class Routed:
@@ -50,10 +52,11 @@ async def gather_profile(
     crm_lookup: CrmLookup | None,
     environment: Callable[[str, datetime], EnvironmentFacts],
     windows: Windows,
-    budget_s: float,
+    history_budget_s: float,
+    crm_budget_s: float,
     default_region: str = "RU",
 ) -> CallerProfile:
-    """Normalise the caller ID, ask history and CRM concurrently (each within `budget_s`).
+    """Normalise the caller ID, ask history and CRM concurrently, each within its own budget.
 
     Any failure degrades that source instead of failing the call: a caller must always be
     routed somewhere.
@@ -64,7 +67,7 @@ async def gather_profile(
 
     async def ask_history() -> Sequence[Contact] | BaseException:
         try:
-            async with asyncio.timeout(budget_s):
+            async with asyncio.timeout(history_budget_s):
                 return await history.recent(number, now - windows.old)
         except TimeoutError as e:
             log.warning("history: over budget for %s", mask(number))
@@ -78,7 +81,7 @@ async def gather_profile(
         if crm_lookup is None:
             return CrmFacts()
         try:
-            async with asyncio.timeout(budget_s):
+            async with asyncio.timeout(crm_budget_s):
                 facts = await crm_lookup(number)
         except TimeoutError:
             return CrmFacts(status=SourceStatus.TIMEOUT, detail="over the per-call budget")
@@ -123,7 +126,7 @@ class Router:
         self.windows = windows
         self.history_budget_s = history_budget_s
         # the CRM service enforces its own budget; ours is a backstop slightly above it
-        self.budget_s = max(history_budget_s, crm_budget_s + 0.05)
+        self.crm_budget_s = crm_budget_s + CRM_BACKSTOP_S
         self.default_region = default_region
         self.region_names = region_names
 
@@ -134,6 +137,7 @@ class Router:
         profile = await gather_profile(
             raw_caller_id, now, history=self.history, crm_lookup=self.crm,
             environment=EnvironmentLookup(snapshot, self.region_names), windows=self.windows,
-            budget_s=self.budget_s, default_region=self.default_region)
+            history_budget_s=self.history_budget_s, crm_budget_s=self.crm_budget_s,
+            default_region=self.default_region)
         decision = decide(profile, snapshot.policy, now)
         return Routed(profile, decision, snapshot, time.perf_counter() - started)

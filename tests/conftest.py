@@ -5,27 +5,26 @@ Real parts are started, never faked. Without them a test skips locally and FAILS
 """
 from __future__ import annotations
 
-import csv
 import os
 import shutil
 import subprocess
-import urllib.error
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-PROJECT = Path(__file__).resolve().parents[1]
 
 from labkit import asterisk as lab_asterisk
 from labkit import paths as lab_paths
 from labkit import root as lab_root
 from labkit import sipp
-from labkit.config_copy import copy_config
+from labkit.caseline_process import CaselineProcess
 from labkit.redis_server import RedisServer, RedisUnavailable
 from redis.asyncio import Redis
-from labkit.caseline_process import CaselineProcess, ari as lab_ari
+
+# before anything imports them: plain asserts in the shared helpers explain themselves too
+pytest.register_assert_rewrite("tests.support")
+
+from tests.support.lab import PROJECT, Lab, lab_config  # noqa: E402
 
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -37,45 +36,6 @@ def need(what: str, reason: str) -> None:
     if IN_CI:
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
-
-
-@dataclass(frozen=True)
-class Lab:
-    ari_url: str
-    secrets: dict[str, str]
-    root: Path
-
-    def env(self) -> dict[str, str]:
-        """Environment for a Caseline process talking to this lab."""
-        return {**self.secrets, "CASELINE_ARI_URL": self.ari_url}
-
-    @property
-    def cdr_csv(self) -> Path:
-        return self.root / "var/log/asterisk/cdr-csv/Master.csv"
-
-    def cdr_rows(self, src: str) -> list[list[str]]:
-        """Asterisk's own CSV CDRs whose source is `src` (Debian's 18 columns)."""
-        if not self.cdr_csv.exists():
-            return []
-        # hostile-input tests put invalid UTF-8 caller IDs into CDRs: read them leniently
-        with self.cdr_csv.open(newline="", errors="replace") as f:
-            return [row for row in csv.reader(f) if len(row) > 1 and row[1] == src]
-
-    def ari(self, method: str, path: str) -> object:
-        return lab_ari(method, path)
-
-    def reset(self) -> None:
-        """Hang up every channel and destroy every bridge, so tests don't see each other."""
-        for channel in self.ari("GET", "/channels") or []:
-            try:
-                self.ari("DELETE", f"/channels/{channel['id']}")
-            except urllib.error.HTTPError:
-                pass  # already gone
-        for bridge in self.ari("GET", "/bridges") or []:
-            try:
-                self.ari("DELETE", f"/bridges/{bridge['id']}")
-            except urllib.error.HTTPError:
-                pass
 
 
 @pytest.fixture(scope="session")
@@ -105,18 +65,11 @@ async def no_sipp_callers_left() -> AsyncIterator[None]:
 
 @pytest.fixture
 def phones(tmp_path: Path) -> Iterator[dict[str, sipp.Phone]]:
-    """Start lab phones: phones['mgr1'] = ...; call `start(name, behaviour)` via the dict helper."""
+    """The test's SIPp phones, stopped afterwards: tests.support.phones.start_phones fills it."""
     started: dict[str, sipp.Phone] = {}
     yield started
     for phone in started.values():
         phone.stop()
-
-
-def start_phones(started: dict[str, sipp.Phone], workdir: Path, **behaviours: str) -> None:
-    """start_phones(phones, tmp_path, mgr1="answer", mgr2="busy", op1="answer:3000")."""
-    for name, spec in behaviours.items():
-        behaviour, _, after = spec.partition(":")
-        started[name] = sipp.Phone(name, workdir, behaviour, int(after or 0)).start()
 
 
 @pytest.fixture
@@ -163,11 +116,6 @@ def redis_url() -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
-
-
-def lab_config(tmp_path: Path, **routing_changes: object) -> Path:
-    """The shipped config, copied for one test; lab tests are open 24/7 (see labkit)."""
-    return copy_config(tmp_path / "config", **routing_changes)
 
 
 @pytest.fixture

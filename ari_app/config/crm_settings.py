@@ -21,6 +21,7 @@ Bitrix24 webhook URL (which embeds its token) from CASELINE_BITRIX24_WEBHOOK_URL
 """
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -39,6 +40,15 @@ HTTP_FIELDS = (
     "open_deals", "open_orders", "open_claims", "delivery_today", "vip", "extra",
 )
 DEFAULT_HTTP_FIELDS = {f: ("id" if f == "client_id" else f) for f in HTTP_FIELDS}
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class _Strict(BaseModel):
@@ -73,6 +83,9 @@ class HttpCrmSettings(_Strict):
         parts = urlsplit(v.replace("{number}", "n"))
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http:// or https:// URL with a host")
+        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+            # the bearer token (CASELINE_CRM_TOKEN) and callers' numbers would travel in clear
+            raise ValueError("must use https (plain http only to a loopback address)")
         if parts.username or parts.password:
             raise ValueError(f"credentials do not belong in the URL: set {TOKEN_ENV}")
         return v

@@ -3,12 +3,13 @@ phonenumbers' region names. The core only looks them up (core/environment.py).""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ari_app.config.files import ConfigError, load_model
+from ari_app.config.files import load_model_doc
 from ari_app.core.environment import LegalDirectory, RegionNamer
 from ari_app.core.models import LegalEntity
 from ari_app.core.numbers import is_e164
@@ -20,6 +21,8 @@ class LegalEntityEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     company: str = Field(min_length=1, max_length=200)
+    id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # to be named as a parent
+    parent: str | None = Field(None, min_length=1, max_length=64)  # the id of the parent company's entry
     manager: str | None = Field(None, min_length=1, max_length=64)
     abc: Literal["A", "B", "C"] | None = None
     numbers: list[str] = []  # exact E.164 numbers
@@ -45,11 +48,23 @@ class LegalEntitiesFile(BaseModel):
 
 
 def directory_from_model(model: LegalEntitiesFile) -> LegalDirectory:
-    """Build the directory; a number or prefix listed twice is a ValueError naming it."""
+    """Build the directory; a number or prefix listed twice, an id given twice or a parent
+    that names no entry is a ValueError "key: reason"."""
+    ids: dict[str, int] = {}
+    for i, entry in enumerate(model.entities):
+        if entry.id is not None:
+            if entry.id in ids:
+                raise ValueError(f"entities.{i}.id: {entry.id!r} is already entities.{ids[entry.id]}")
+            ids[entry.id] = i
+    for i, entry in enumerate(model.entities):
+        if entry.parent is not None and (entry.parent not in ids or entry.parent == entry.id):
+            raise ValueError(f"entities.{i}.parent: {entry.parent!r} is not the id of another entry")
     exact: dict[str, LegalEntity] = {}
     prefixes: dict[str, LegalEntity] = {}
     for i, entry in enumerate(model.entities):
-        entity = LegalEntity(company=entry.company, manager=entry.manager, abc=entry.abc)
+        parent = model.entities[ids[entry.parent]].company if entry.parent is not None else None
+        entity = LegalEntity(company=entry.company, manager=entry.manager, abc=entry.abc,
+                             id=entry.id, parent=parent)
         for table, keys in ((exact, entry.numbers), (prefixes, entry.prefixes)):
             for key in keys:
                 if key in table:
@@ -58,14 +73,21 @@ def directory_from_model(model: LegalEntitiesFile) -> LegalDirectory:
     return LegalDirectory(exact, prefixes)
 
 
-def load_legal_directory(path: Path) -> LegalDirectory:
-    """Read config/legal_entities.yaml; raise ConfigError naming file, key and reason."""
-    model = load_model(path, LegalEntitiesFile)
+def load_legal_directory(path: Path, known_person: Callable[[str], bool] | None = None) -> LegalDirectory:
+    """Read config/legal_entities.yaml; raise ConfigError naming file, line, key and reason.
+
+    `known_person(id)` (the routing policy's people) checks every entry's manager."""
+    model, doc = load_model_doc(path, LegalEntitiesFile)
+    if known_person is not None:
+        for i, entry in enumerate(model.entities):
+            if entry.manager is not None and not known_person(entry.manager):
+                raise doc.error(f"entities.{i}.manager",
+                                f"{entry.manager!r} not found in people (managers, supervisors) of the routing policy")
     try:
         return directory_from_model(model)
     except ValueError as e:
         key, _, reason = str(e).partition(": ")
-        raise ConfigError(path, key, reason) from None
+        raise doc.error(key, reason) from None
 
 
 class RegionNames:

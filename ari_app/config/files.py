@@ -1,11 +1,15 @@
-"""Loading YAML files into typed (pydantic) models with errors that name file, key and reason."""
+"""Loading YAML files into typed (pydantic) models with errors that name file, line, key and
+reason."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
+
+from ari_app.config.yaml_lines import line_of
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -13,13 +17,32 @@ MAX_CONFIG_BYTES = 2 * 1024 * 1024  # a routing config is a few KB; refuse anyth
 
 
 class ConfigError(Exception):
-    """A config file is unreadable or invalid. str() names the file, the key and the reason."""
+    """A config file is unreadable or invalid. str() names the file, the line (when known),
+    the key and the reason: `config/routing.yaml:42: rules.abc.A.target.0: ... not found`."""
 
-    def __init__(self, file: str | Path, key: str, reason: str) -> None:
+    def __init__(self, file: str | Path, key: str, reason: str, line: int | None = None) -> None:
         self.file = str(file)
         self.key = key
         self.reason = reason
-        super().__init__(f"{self.file}: {key or '<top level>'}: {reason}")
+        self.line = line
+        where = f"{self.file}:{line}" if line else self.file
+        super().__init__(f"{where}: {key or '<top level>'}: {reason}")
+
+
+@dataclass(frozen=True)
+class YamlDoc:
+    """A parsed file: its data and its node tree (which knows where each key is written)."""
+
+    path: Path
+    data: object
+    root: yaml.Node | None
+
+    def line_of(self, key: str) -> int | None:
+        return line_of(self.root, key)
+
+    def error(self, key: str, reason: str) -> ConfigError:
+        """A ConfigError for `key` of this file, with the key's line."""
+        return ConfigError(self.path, key, reason, self.line_of(key))
 
 
 class _NoAliasLoader(yaml.SafeLoader):
@@ -34,11 +57,21 @@ class _NoAliasLoader(yaml.SafeLoader):
 
 def read_yaml(path: Path) -> object:
     """Parse one YAML file; any failure becomes a ConfigError naming the file."""
+    return read_yaml_doc(path).data
+
+
+def read_yaml_doc(path: Path) -> YamlDoc:
+    """Parse one YAML file, keeping its node tree; failures are ConfigErrors naming the file."""
     try:
         with path.open("rb") as f:
             raw = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as e:
         raise ConfigError(path, "", f"cannot read: {e.strerror or e}") from None
+    return parse_yaml_doc(raw, path)
+
+
+def parse_yaml_doc(raw: bytes, path: Path) -> YamlDoc:
+    """Parse YAML bytes said to come from `path` (a file, or a candidate sent to the ops API)."""
     if len(raw) > MAX_CONFIG_BYTES:
         raise ConfigError(path, "", f"larger than {MAX_CONFIG_BYTES} bytes")
     try:
@@ -46,11 +79,19 @@ def read_yaml(path: Path) -> object:
     except UnicodeDecodeError as e:
         raise ConfigError(path, "", f"not UTF-8 (byte {e.start})") from None
     try:
-        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+        # what yaml.load does, keeping the composed tree for line numbers
+        loader = _NoAliasLoader(text)
+        try:
+            root = loader.get_single_node()
+            data = loader.construct_document(root) if root is not None else None
+        finally:
+            loader.dispose()
+        return YamlDoc(path, data, root)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(path, where, f"invalid YAML: {e.problem or e.context}") from None
+        raise ConfigError(path, where, f"invalid YAML: {e.problem or e.context}",
+                          mark.line + 1 if mark else None) from None
     except (yaml.YAMLError, RecursionError) as e:
         raise ConfigError(path, "", f"invalid YAML: {type(e).__name__}") from None
     except (ValueError, OverflowError, TypeError) as e:
@@ -60,25 +101,37 @@ def read_yaml(path: Path) -> object:
         raise ConfigError(path, "", f"invalid YAML value: {reason}") from None
 
 
-def validation_to_config_error(path: Path, error: ValidationError) -> ConfigError:
-    """The first validation error, as file + dotted key + reason (all errors in the reason)."""
+def validation_to_config_error(path: Path, error: ValidationError,
+                                doc: YamlDoc | None = None) -> ConfigError:
+    """The first validation error, as file + line + dotted key + reason (all errors in the
+    reason; the line only when the parsed document is at hand)."""
     problems = []
     for item in error.errors():
         key = ".".join(str(p) for p in item["loc"])
         problems.append((key, item["msg"]))
     key, msg = problems[0]
     more = f" (and {len(problems) - 1} more: " + "; ".join(f"{k}: {m}" for k, m in problems[1:]) + ")" if len(problems) > 1 else ""
-    return ConfigError(path, key, msg + more)
+    return ConfigError(path, key, msg + more, doc.line_of(key) if doc is not None else None)
 
 
 def load_model(path: Path, model: type[M]) -> M:
     """Read `path` and validate it into `model`; raise ConfigError on any problem."""
-    data = read_yaml(path)
-    if data is None:
-        data = {}
+    return load_model_doc(path, model)[0]
+
+
+def load_model_doc(path: Path, model: type[M]) -> tuple[M, YamlDoc]:
+    """load_model, also giving the parsed document (for line numbers of later checks)."""
+    doc = read_yaml_doc(path)
+    return validate_doc(doc, model), doc
+
+
+def validate_doc(doc: YamlDoc, model: type[M]) -> M:
+    """Validate a parsed document into `model`; raise ConfigError (with the line) on any problem."""
+    data = {} if doc.data is None else doc.data
     if not isinstance(data, dict):
-        raise ConfigError(path, "", f"expected a mapping at the top level, got {type(data).__name__}")
+        raise ConfigError(doc.path, "", f"expected a mapping at the top level, got {type(data).__name__}",
+                          doc.line_of(""))
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        raise validation_to_config_error(path, e) from None
+        raise validation_to_config_error(doc.path, e, doc) from None

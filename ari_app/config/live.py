@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -42,7 +43,9 @@ class LiveConfig:
     def _load(self) -> Snapshot:
         policy = load_policy(self.routing_path)
         if self.directory_path.exists():
-            directory = load_legal_directory(self.directory_path)
+            # a directory naming someone the policy cannot ring is refused like a bad policy
+            directory = load_legal_directory(self.directory_path,
+                                             known_person=lambda pid: policy.person(pid) is not None)
         else:
             directory = LegalDirectory({}, {})
         return Snapshot(policy, directory)
@@ -56,6 +59,24 @@ class LiveConfig:
         self.loaded_at = time.time()
         log.info("config reloaded from %s", self.routing_path.parent)
 
+    def prepare_reload(self) -> Callable[[], None]:
+        """Reload in two steps: load and check everything now (blocking file I/O and parsing:
+        run it in a worker thread; ConfigError changes nothing), and return the function that
+        swaps it all in, to be called on the event loop, where calls read config and CRM cache."""
+        snapshot = self._load()
+        prepare_crm = getattr(self.crm, "prepare_reload", None)
+        swap_crm = prepare_crm() if prepare_crm is not None else None
+
+        def swap() -> None:
+            if swap_crm is not None:
+                swap_crm()
+            elif self.crm is not None:
+                self.crm.reload()
+            self.current = snapshot
+            self.loaded_at = time.time()
+            log.info("config reloaded from %s", self.routing_path.parent)
+        return swap
+
     def try_reload(self) -> str | None:
         """Reload; return None on success or the error text (file, key, reason)."""
         try:
@@ -64,8 +85,3 @@ class LiveConfig:
             log.error("reload refused, keeping the running config: %s", e)
             return str(e)
         return None
-
-    def managers_by_endpoint(self) -> dict[str, str]:
-        """endpoint resource ("mgr1" of "PJSIP/mgr1") -> manager id, from the live policy."""
-        people = self.current.policy.people
-        return {person.endpoint.partition("/")[2]: pid for pid, person in people.managers.items()}

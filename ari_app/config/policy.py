@@ -1,25 +1,57 @@
-"""load_policy(path): routing.yaml -> Policy, or ConfigError naming file, key and reason.
+"""load_policy(path): routing.yaml -> Policy, or ConfigError naming file, line, key and reason.
 
 Pydantic checks each field; `cross_check` then checks what spans sections: every
 referenced person, queue, menu, mailbox, recording and chain exists, chains can end,
-and after-hours settings match the chosen action.
+IVR menus can be left, and after-hours settings match the chosen action.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from ari_app.config.files import ConfigError, load_model, validation_to_config_error
-from ari_app.core.policy import TERMINAL_REFS, Policy, Ref, RefKind, Rule
+from ari_app.config.files import (
+    ConfigError,
+    YamlDoc,
+    parse_yaml_doc,
+    read_yaml_doc,
+    validate_doc,
+    validation_to_config_error,
+)
+from ari_app.core.policy import DYNAMIC_REFS, TERMINAL_REFS, Policy, Ref, RefKind, Rule
 
 
 def load_policy(path: str | Path) -> Policy:
-    path = Path(path)
-    policy = load_model(path, Policy)
-    _raise_first(path, cross_check(policy))
+    return policy_from_doc(read_yaml_doc(Path(path)))
+
+
+def load_policy_bytes(raw: bytes, name: str) -> Policy:
+    """A candidate policy that is not (yet) a file, e.g. the body of POST /replay."""
+    return policy_from_doc(parse_yaml_doc(raw, Path(name)))
+
+
+def policy_from_doc(doc: YamlDoc) -> Policy:
+    policy = validate_doc(doc, Policy)
+    _raise_first(doc.path, cross_check(policy), doc)
     return policy
+
+
+def policy_problems(path: Path) -> tuple[Policy | None, list[ConfigError]]:
+    """Every problem of a routing file, each with its line (`caseline check-config`); the
+    policy when there are none."""
+    try:
+        doc = read_yaml_doc(path)
+        data = {} if doc.data is None else doc.data
+        if not isinstance(data, dict):
+            validate_doc(doc, Policy)  # raises the "expected a mapping" error
+        policy = Policy.model_validate(data)
+    except ConfigError as e:
+        return None, [e]
+    except ValidationError as e:
+        return None, [doc.error(".".join(str(p) for p in item["loc"]), item["msg"]) for item in e.errors()]
+    problems = [doc.error(key, reason) for key, reason in cross_check(policy)]
+    return (None if problems else policy), problems
 
 
 def parse_policy(data: object, file: str = "<memory>") -> Policy:
@@ -34,12 +66,12 @@ def parse_policy(data: object, file: str = "<memory>") -> Policy:
     return policy
 
 
-def _raise_first(file: str | Path, problems: list[tuple[str, str]]) -> None:
+def _raise_first(file: str | Path, problems: list[tuple[str, str]], doc: YamlDoc | None = None) -> None:
     if problems:
         key, reason = problems[0]
         if len(problems) > 1:
             reason += f" (and {len(problems) - 1} more: " + "; ".join(f"{k}: {r}" for k, r in problems[1:]) + ")"
-        raise ConfigError(file, key, reason)
+        raise ConfigError(file, key, reason, doc.line_of(key) if doc is not None else None)
 
 
 def _rules(policy: Policy) -> Iterator[tuple[str, Rule]]:
@@ -119,6 +151,7 @@ def cross_check(policy: Policy) -> list[tuple[str, str]]:
                 ref_exists(f"ivr.{menu_id}.options.{digits}.{i}", ref)
         for i, ref in enumerate(menu.on_timeout):
             ref_exists(f"ivr.{menu_id}.on_timeout.{i}", ref)
+    problems.extend(ivr_traps(p))
 
     must_be_terminal("defaults.target", p.defaults.target)
     ref_exists("defaults.target", p.defaults.target)
@@ -136,4 +169,47 @@ def cross_check(policy: Policy) -> list[tuple[str, str]]:
     return problems
 
 
-__all__ = ["ConfigError", "cross_check", "load_policy", "parse_policy"]
+def _may_lead_to(targets: Sequence[Ref]) -> list[tuple[int, Ref]]:
+    """The alternatives a choice may end on: up to the first that always resolves (holder
+    and history_owner resolve only when the caller has one)."""
+    out = []
+    for i, ref in enumerate(targets):
+        out.append((i, ref))
+        if ref.kind not in DYNAMIC_REFS:
+            break
+    return out
+
+
+def ivr_traps(policy: Policy) -> list[tuple[str, str]]:
+    """Options leading back into a menu that has no other way out: every option and the
+    timeout of the menus reachable from it lead only to IVR menus, never to a person, a
+    queue, voicemail or hangup. (The executor cuts such a loop after a few menus, with the
+    caller none the wiser.)"""
+    choices = {mid: [*menu.options.items(), ("on_timeout", menu.on_timeout)] for mid, menu in policy.ivr.items()}
+    free: set[str] = set()  # menus with a way out, directly or through other menus
+    changed = True
+    while changed:
+        changed = False
+        for mid, options in choices.items():
+            if mid in free:
+                continue
+            if any(ref.kind is not RefKind.IVR or ref.id in free
+                   for _, targets in options for _, ref in _may_lead_to(targets)):
+                free.add(mid)
+                changed = True
+    problems = []
+    for mid, options in choices.items():
+        if mid in free:
+            continue
+        for label, targets in options:
+            for i, ref in _may_lead_to(targets):
+                if ref.kind is RefKind.IVR and ref.id in choices:
+                    where = "on_timeout" if label == "on_timeout" else f"options.{label}"
+                    back = "its own menu" if ref.id == mid else f"menu {ref.id}, which only leads back to IVR menus"
+                    problems.append((f"ivr.{mid}.{where}.{i}", f"{ref} leads back to {back}, and menu {mid} "
+                                     "has no other way out (give an option or on_timeout a person, queue, "
+                                     "voicemail or hangup)"))
+    return problems
+
+
+__all__ = ["ConfigError", "cross_check", "ivr_traps", "load_policy", "load_policy_bytes", "parse_policy"]

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from ari_app.config.crm_settings import CrmSettings
 from ari_app.config.files import ConfigError, load_model
 from ari_app.config.history_settings import HistorySettings
+from ari_app.config.learning_settings import LearningSettings
 
 
 class Strict(BaseModel):
@@ -88,6 +89,7 @@ class Settings(Strict):
     ops_token: SecretStr = SecretStr("")
     logging: LoggingSettings = LoggingSettings()
     history: HistorySettings = HistorySettings()
+    learning: LearningSettings = LearningSettings()
     history_budget_ms: int = Field(150, ge=5, le=5000)  # Redis look-up bound per call
     crm: CrmSettings = CrmSettings()
     routing_file: str = "routing.yaml"  # relative to the config folder

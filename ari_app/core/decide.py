@@ -325,6 +325,23 @@ def _inputs_text(profile: CallerProfile, policy: Policy, company_local: datetime
 # --- time ------------------------------------------------------------------------------
 
 
+def caller_local_time(profile: CallerProfile, now: datetime) -> datetime | None:
+    """The caller's local time at `now` as decide sees it (the number's zone, else its UTC
+    offset), or None when unknown. Naive `now` means UTC, as in decide."""
+    if now.tzinfo is None or now.utcoffset() is None:
+        now = now.replace(tzinfo=UTC)
+    return _caller_time(profile, now)[0]
+
+
+def is_night(policy: Policy, caller_local: datetime | None) -> bool | None:
+    """Whether the caller's local time is in the night range of `rules.night_far_tz`; None
+    when that time is unknown or the policy has no (enabled) night rule."""
+    rule = policy.rules.night_far_tz
+    if caller_local is None or rule is None or not rule.enabled:
+        return None
+    return rule.night.contains(caller_local.hour * 60 + caller_local.minute)
+
+
 def _astz(now: datetime, tz: timezone | ZoneInfo | None) -> datetime | None:
     if tz is None:
         return None

@@ -11,10 +11,6 @@ INBOUND_ARG = "inbound"  # the Stasis argument that marks a caller to route
 OPERATORS_CONTEXT = "operators"  # Queue(${CASELINE_QUEUE}) with QUEUE_PRIO from CASELINE_PRIORITY
 VOICEMAIL_CONTEXT = "caseline-voicemail"  # VoiceMail(${CASELINE_MAILBOX})
 AGI_CONTEXT = "caseline-agi"  # the FastAGI front's dialplan
+PEOPLE_CONTEXT = "internal"  # our people's phones dial from here (pjsip.conf endpoints)
 DEFAULT_QUEUE = "operators"  # the operators' queue: where every route that runs out ends
 
-# Contexts whose CDR rows are calls from outside, as `history import-cdr` reads them.
-CDR_INBOUND_CONTEXTS = (INBOUND_CONTEXT, ROUTE_CONTEXT, OPERATORS_CONTEXT)
-# Inbound calls handed to the operators' queue: recorded from Asterisk's CDR (the queue knows
-# who answered); the live CDR listener learns them from this context.
-QUEUE_CONTEXTS = (OPERATORS_CONTEXT,)

@@ -1,7 +1,13 @@
-"""explain: a decision told in words for ops staff (`caseline explain`, the console)."""
+"""explain: a decision told in words for ops staff (`caseline explain`, the console), and
+the same as one JSON-ready object (`caseline explain --json`)."""
 from __future__ import annotations
 
-from ari_app.core.models import Decision, StepKind
+from datetime import datetime
+from typing import Any
+
+from ari_app.core.decide import caller_local_time, is_night
+from ari_app.core.models import CallerProfile, Decision, HistoryClass, SourceStatus, StepKind
+from ari_app.core.policy import Policy
 
 
 def explain(decision: Decision) -> str:
@@ -20,3 +26,80 @@ def explain(decision: Decision) -> str:
     lines.append("Why:")
     lines.extend(f"  [{r.rule}] {r.text}" for r in decision.reasons)
     return "\n".join(lines)
+
+
+def crm_status(profile: CallerProfile, *, crm_configured: bool) -> str:
+    """The CRM's answer as `caseline explain --json` reports it:
+    ok | not_found | timeout | error | disabled."""
+    status = profile.crm.status
+    if status is SourceStatus.OK:
+        return "ok"
+    if status is SourceStatus.UNKNOWN:
+        return "not_found"
+    if status is SourceStatus.TIMEOUT:
+        return "timeout"
+    if status is SourceStatus.SKIPPED:
+        # not asked: no CRM configured, or no number to ask about
+        return "not_found" if crm_configured else "disabled"
+    return "error"
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return dt.isoformat() if dt is not None else None
+
+
+def explain_data(profile: CallerProfile, decision: Decision, policy: Policy, at: datetime, *,
+                 crm_configured: bool) -> dict[str, Any]:
+    """`caseline explain --json`: who the caller is, as of `at`, and where their call goes."""
+    h, env, rec = profile.history, profile.environment, profile.crm.record
+    local = caller_local_time(profile, at)
+    status = crm_status(profile, crm_configured=crm_configured)
+    crm: dict[str, Any] = {"status": status}
+    if profile.crm.detail:
+        crm["detail"] = profile.crm.detail
+    if rec is not None:
+        crm.update({"client_id": rec.client_id, "name": rec.name, "client_status": rec.status,
+                    "abc": rec.abc, "responsible": rec.responsible, "open_deals": rec.open_deals,
+                    "open_orders": rec.open_orders, "open_claims": rec.open_claims,
+                    "most_urgent": rec.most_urgent, "delivery_today": rec.delivery_today,
+                    "vip": rec.vip, "extra": dict(rec.extra)})
+    legal = env.legal_entity
+    return {
+        "number": profile.number,
+        "at": at.isoformat(),
+        "class": str(h.cls),
+        "callback_kind": str(h.callback_kind) if h.callback_kind else None,
+        "repeat_after_missed": h.cls is HistoryClass.REPEAT and bool(h.previous_missed),
+        "owner": profile.case_holder,
+        "owner_source": profile.case_holder_source,
+        "last_contact": _iso(h.last_contact_at),
+        "history_status": str(h.status),
+        "abc": profile.abc,
+        "country": env.country,
+        "region": env.region,
+        "carrier": env.carrier,
+        "timezone": env.timezone,
+        # the only source of a caller's zone so far: the number's own metadata
+        "timezone_source": "phonenumbers" if env.timezone else None,
+        "local_time": _iso(local),
+        "night": is_night(policy, local),
+        "company": {"id": legal.id, "name": legal.company, "parent": legal.parent} if legal else None,
+        "crm": crm,
+        "crm_status": status,
+        "decision": decision_data(decision),
+    }
+
+
+def decision_data(decision: Decision) -> dict[str, Any]:
+    """A decision as JSON: service, priority, the route's steps with their fallbacks, reasons."""
+    ringing = (StepKind.MANAGER, StepKind.SUPERVISOR)
+    return {
+        "service": str(decision.service),
+        "priority": decision.priority,
+        "callback_request": decision.callback_request,
+        "route": [{"kind": str(s.kind), "target": s.target or None,
+                   "timeout_s": s.ring_timeout_s if s.kind in ringing else None,
+                   "on_busy": s.on_busy, "on_no_answer": s.on_no_answer,
+                   "on_unavailable": s.on_unavailable} for s in decision.route],
+        "reasons": [{"rule": r.rule, "text": r.text} for r in decision.reasons],
+    }

@@ -30,14 +30,24 @@ class Direction(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Talk:
+    """One of our people talking with the client during a call."""
+
+    person: str  # a person id from routing.yaml's `people`
+    seconds: int
+
+
+@dataclass(frozen=True, slots=True)
 class Contact:
     """One call between a client number and the company, as kept in history."""
 
     at: datetime  # start of the call, timezone-aware UTC
     direction: Direction
     answered: bool
-    manager: str | None = None  # who answered (inbound) or who called (outbound)
+    # inbound: the case holder learned from this call (core/learning.py), outbound: who called
+    manager: str | None = None
     duration_s: int = 0
+    talks: tuple[Talk, ...] = ()  # inbound: everyone who talked with the client, in order
 
 
 class SourceStatus(StrEnum):
@@ -97,6 +107,8 @@ class LegalEntity:
     company: str
     manager: str | None = None
     abc: str | None = None
+    id: str | None = None  # the directory entry's id, if it has one
+    parent: str | None = None  # the parent company's name, if the directory names one
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +142,18 @@ class CallerProfile:
         if self.environment.legal_entity and self.environment.legal_entity.manager:
             return self.environment.legal_entity.manager
         return self.history.owner
+
+    @property
+    def case_holder_source(self) -> str:
+        """Which source gave `case_holder` (same precedence):
+        "callback" | "crm" | "directory" | "history" | "none"."""
+        if self.history.cls is HistoryClass.CALLBACK and self.history.owner:
+            return "callback"
+        if self.crm.record and self.crm.record.responsible:
+            return "crm"
+        if self.environment.legal_entity and self.environment.legal_entity.manager:
+            return "directory"
+        return "history" if self.history.owner else "none"
 
     @property
     def abc(self) -> str | None:

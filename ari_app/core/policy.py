@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from ari_app.core.learning import Role
+
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 Id = Annotated[str, Field(pattern=_ID_RE.pattern)]
@@ -137,6 +139,20 @@ class Person(_Model):
 class People(_Model):
     managers: dict[Id, Person] = {}
     supervisors: dict[Id, Person] = {}
+    # queue members: never a route target, but known, so a call they talked is learned
+    operators: dict[Id, Person] = {}
+
+    def roles(self) -> dict[str, Role]:
+        """person id -> role, for learning who holds a case."""
+        return {**{pid: Role.OPERATOR for pid in self.operators},
+                **{pid: Role.SUPERVISOR for pid in self.supervisors},
+                **{pid: Role.MANAGER for pid in self.managers}}
+
+    def by_endpoint(self) -> dict[str, str]:
+        """endpoint resource ("mgr1" of "PJSIP/mgr1") -> person id, everyone included."""
+        return {person.endpoint.partition("/")[2]: pid
+                for group in (self.operators, self.supervisors, self.managers)
+                for pid, person in group.items()}
 
 
 class Queue(_Model):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import aiohttp
@@ -20,8 +20,12 @@ def build_crm(
     session: aiohttp.ClientSession | None = None,
     *,
     env: Mapping[str, str] | None = None,
+    known_person: Callable[[str], bool] | None = None,
 ) -> CrmClient | None:
     """The adapter for `settings.adapter`, or None for `none`.
+
+    `known_person(id)`: the file adapter checks each client's `responsible` against it
+    (`caseline check-config` passes the routing policy's people).
 
     `session` is the app's shared ClientSession (the adapter does not close it); without
     one, an HTTP adapter opens its own and closes it in `aclose()`.
@@ -38,6 +42,7 @@ def build_crm(
             path if path.is_absolute() else Path(config_dir) / path,
             default_region=settings.file.default_region,
             timezone=settings.timezone,
+            known_person=known_person,
         )
     if settings.adapter == "http":
         from ari_app.crm.adapters.http import HttpCrm

@@ -57,8 +57,10 @@ def _error(status: int, code: str) -> web.Response:
 async def _client(request: web.Request) -> web.Response:
     token = request.app[TOKEN_KEY]
     if token:
-        given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        # aiohttp keeps non-UTF-8 header bytes as surrogates: "surrogatepass" encodes any str,
+        # so a Latin-1 byte is a wrong token (401), not an encoding error (500)
+        given = request.headers.get("Authorization", "").encode("utf-8", "surrogatepass")
+        if not hmac.compare_digest(given, f"Bearer {token}".encode()):
             return _error(401, "unauthorized")
     number = request.match_info["number"]  # already percent-decoded: "%2B7..." -> "+7..."
     if not is_e164(number):

@@ -197,6 +197,26 @@ class CrmService:
         self.invalidate_all()
         return count
 
+    def prepare_reload(self) -> Callable[[], int | None]:
+        """A reload in two steps (the config reload's): the adapter reads its source now,
+        blocking, in any thread (ConfigError keeps everything); the returned function swaps
+        it in and drops the cache, and must run on the event loop that uses the cache."""
+        prepare = getattr(self.client, "prepare_reload", None)
+        reload = getattr(self.client, "reload", None)
+        if prepare is not None:
+            swap_client = prepare()
+        elif reload is not None:  # an adapter without two steps swaps by itself, here
+            count = reload()
+            swap_client = lambda: count  # noqa: E731
+        else:
+            return lambda: None  # nothing to reload (HTTP, Bitrix24): the cache stays, as in reload()
+
+        def swap() -> int | None:
+            count = swap_client()
+            self.invalidate_all()
+            return count
+        return swap
+
     async def aclose(self) -> None:
         for task in list(self._tasks):
             task.cancel()

@@ -21,11 +21,12 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from ari_app.config.history_settings import HistorySettings
-from ari_app.core.models import Contact, Direction
+from ari_app.core.models import Contact, Direction, Talk
 from ari_app.core.numbers import require_e164
 
 log = logging.getLogger("caseline.history")
 
+MAX_TALKS = 20  # people on one call kept in history (a ping-pong call is still one call)
 MAX_PER_NUMBER = 1000  # a C-class client calling all day must not grow one key without bound
 
 
@@ -50,6 +51,8 @@ def encode_contact(contact: Contact) -> tuple[str, float]:
     }
     if contact.manager is not None:
         data["m"] = contact.manager
+    if contact.talks:
+        data["c"] = [[talk.person, int(talk.seconds)] for talk in contact.talks]
     return json.dumps(data, separators=(",", ":"), sort_keys=True, ensure_ascii=False), ts
 
 
@@ -67,9 +70,23 @@ def _contact(data: object) -> Contact | None:
             answered=bool(data["a"]),  # type: ignore[index]
             manager=manager if isinstance(manager, str) else None,
             duration_s=int(data.get("s", 0)),  # type: ignore[attr-defined]
+            talks=_talks(data.get("c")),  # type: ignore[attr-defined]
         )
     except _DECODE_ERRORS:
         return None
+
+
+def _talks(raw: object) -> tuple[Talk, ...]:
+    """The talk chain of a member ("c": [[person, seconds], ...]); what is not one is skipped."""
+    if not isinstance(raw, list):
+        return ()
+    talks = []
+    for pair in raw[:MAX_TALKS]:
+        if isinstance(pair, list) and len(pair) == 2:
+            person, seconds = pair
+            if isinstance(person, str) and type(seconds) is int and 0 <= seconds < 86_400:
+                talks.append(Talk(person, seconds))
+    return tuple(talks)
 
 
 def decode_contact(member: str | bytes) -> Contact | None:

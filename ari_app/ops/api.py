@@ -1,4 +1,5 @@
-"""The ops HTTP API (aiohttp): health, readiness, metrics, reload, live calls, CRM cache.
+"""The ops HTTP API (aiohttp): health, readiness, metrics, reload, live calls, CRM cache,
+replay of a candidate routing policy on recent calls.
 
 Everything but /healthz and /readyz needs `Authorization: Bearer <ops token>`. With no
 token configured every protected endpoint answers 403: the API is never open by accident.
@@ -15,13 +16,18 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import SecretStr
 
+from ari_app.config.files import ConfigError
+from ari_app.config.history_settings import parse_duration
+from ari_app.ops.listen import ConnectionGuard, GuardedSite, PortInUse, is_port_in_use
 from ari_app.ops.metrics import CONTENT_TYPE, Metrics
+from ari_app.ops.readiness import Check, Readiness
 
 log = logging.getLogger("caseline.ops")
 
@@ -45,15 +51,23 @@ http_log = logging.getLogger("caseline.ops.http")  # aiohttp's server messages f
 http_log.addFilter(_NoRawRequestInLogs())
 
 MAX_BODY = 16 * 1024
+# Connection bounds: idle sockets must not exhaust the process's descriptors (listen.py).
+MAX_CONNECTIONS = 64
+HEADER_TIMEOUT_S = 10.0  # from connect to a complete first request
+KEEPALIVE_TIMEOUT_S = 30.0  # idle between requests (aiohttp's default is an hour)
+READY_CACHE_S = 2.0  # /readyz is open: at most one run of the checks (an AMI login) per this
+MAX_REPLAY_BODY = 256 * 1024  # a candidate routing.yaml (the shipped one is ~10 KB)
+REPLAY_DEFAULT_SINCE = timedelta(hours=24)
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
 _CALL_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}", re.ASCII)
 
-Check = Callable[[], Awaitable[bool]]
 # reload() answers an object with `.ok`/`.error` (e.g. ReloadResult) or a dict {"ok", "error"}.
 Reload = Callable[[], Awaitable[Any]]
 LiveCalls = Callable[[], "list[dict[str, Any]] | Awaitable[list[dict[str, Any]]]"]
 # invalidate(number) drops one number from the CRM cache; invalidate(None) drops everything.
 Invalidate = Callable[[str | None], Awaitable[Any]]
+# replay(candidate YAML, since) -> the report as a JSON-ready mapping; ConfigError if invalid.
+Replay = Callable[[bytes, timedelta], Awaitable[Mapping[str, Any]]]
 
 _TOKEN = web.AppKey("token", bytes)
 _HOOKS = web.AppKey("hooks", dict)
@@ -93,22 +107,10 @@ async def _healthz(request: web.Request) -> web.Response:
 
 
 async def _readyz(request: web.Request) -> web.Response:
-    hooks = request.app[_HOOKS]
-    checks: Mapping[str, Check] = hooks["checks"]
-    names = list(checks)
-    results = await asyncio.gather(*(_run_check(checks[n], hooks["check_timeout"]) for n in names))
-    status = dict(zip(names, results, strict=True))
+    readiness: Readiness = request.app[_HOOKS]["readiness"]  # cached, one run at a time
+    status = await readiness.status()
     failed = [name for name, ok in status.items() if not ok]
     return _json({"ready": not failed, "checks": status, "failed": failed}, 503 if failed else 200)
-
-
-async def _run_check(check: Check, timeout: float) -> bool:
-    try:
-        async with asyncio.timeout(timeout):
-            return bool(await check()) is True
-    except Exception as e:  # a failing or slow check means "not ready", never a 500
-        log.warning("readiness check failed: %s", type(e).__name__)
-        return False
 
 
 async def _metrics(request: web.Request) -> web.Response:
@@ -192,9 +194,42 @@ async def _crm_invalidate(request: web.Request) -> web.Response:
     return _json({"ok": True, "all": target is None, "invalidated": invalidated})
 
 
+async def _read_capped(request: web.Request, limit: int) -> bytes | None:
+    """The body, or None when it is longer than `limit` (read past the app's MAX_BODY)."""
+    chunks, size = [], 0
+    while chunk := await request.content.read(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _replay(request: web.Request) -> web.Response:
+    hook = request.app[_HOOKS]["replay"]
+    if hook is None:
+        return _json({"error": "replay is not available"}, 404)
+    try:
+        since = parse_duration(request.query.get("since", "")) if "since" in request.query else REPLAY_DEFAULT_SINCE
+    except ValueError as e:
+        return _json({"error": f"since: {e}"}, 400)
+    body = await _read_capped(request, MAX_REPLAY_BODY)
+    if body is None:
+        return _json({"error": f"candidate larger than {MAX_REPLAY_BODY} bytes"}, 413)
+    try:
+        report = await hook(body, since)
+    except ConfigError as e:
+        return _json({"error": str(e), "file": e.file, "line": e.line, "key": e.key, "reason": e.reason}, 400)
+    except Exception:
+        log.exception("replay failed")
+        return _json({"error": "internal error (see the log)"}, 500)
+    return _json(dict(report))
+
+
 def create_app(*, token: SecretStr | str | None, metrics: Metrics, checks: Mapping[str, Check],
                reload: Reload, live_calls: LiveCalls, invalidate: Invalidate,
-               check_timeout: float = 2.0) -> web.Application:
+               replay: Replay | None = None, check_timeout: float = 2.0,
+               ready_cache_s: float = READY_CACHE_S) -> web.Application:
     """The aiohttp application; `checks` maps a name ("ari", "redis", "ami") to an async bool."""
     secret = token.get_secret_value() if isinstance(token, SecretStr) else (token or "")
     app = web.Application(middlewares=[_auth], client_max_size=MAX_BODY)
@@ -202,6 +237,8 @@ def create_app(*, token: SecretStr | str | None, metrics: Metrics, checks: Mappi
     app[_HOOKS] = {
         "metrics": metrics, "checks": dict(checks), "reload": reload, "live_calls": live_calls,
         "invalidate": invalidate, "check_timeout": check_timeout, "reload_lock": asyncio.Lock(),
+        "replay": replay,
+        "readiness": Readiness(checks, timeout=check_timeout, ttl_s=ready_cache_s),
     }
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
@@ -210,6 +247,7 @@ def create_app(*, token: SecretStr | str | None, metrics: Metrics, checks: Mappi
     app.router.add_get("/calls", _calls)
     app.router.add_get("/calls/{id}", _call)
     app.router.add_post("/crm/invalidate", _crm_invalidate)
+    app.router.add_post("/replay", _replay)
     return app
 
 
@@ -217,11 +255,16 @@ class OpsServer:
     """The API on a TCP port: `await OpsServer(app, port=0).start()`, then `.port`."""
 
     def __init__(self, app: web.Application, host: str = "127.0.0.1", port: int = 8090,
-                 *, reuse_port: bool = False) -> None:
+                 *, max_connections: int = MAX_CONNECTIONS, header_timeout: float = HEADER_TIMEOUT_S,
+                 keepalive_timeout: float = KEEPALIVE_TIMEOUT_S) -> None:
         self.app = app
-        self.reuse_port = reuse_port
         self.host = host
         self._port = port
+        # bounds against descriptor exhaustion by idle sockets (ari_app/ops/listen.py)
+        self.max_connections = max_connections
+        self.header_timeout = header_timeout
+        self.keepalive_timeout = keepalive_timeout
+        self.guard: ConnectionGuard | None = None
         self._runner: web.AppRunner | None = None
 
     @property
@@ -232,14 +275,20 @@ class OpsServer:
 
     async def start(self) -> None:
         # access_log=None: our logs are JSON lines; aiohttp's access lines are not.
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False, logger=http_log)
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False, logger=http_log,
+                                     keepalive_timeout=self.keepalive_timeout)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self._port, reuse_port=self.reuse_port)
+        assert self._runner.server is not None
+        self.guard = ConnectionGuard(self._runner.server, limit=self.max_connections,
+                                     header_timeout=self.header_timeout)
+        site = GuardedSite(self._runner, self.host, self._port, self.guard)
         try:
             await site.start()
-        except BaseException:
+        except BaseException as e:
             await self._runner.cleanup()
             self._runner = None
+            if is_port_in_use(e):
+                raise PortInUse("ops API", self.host, self._port) from None
             raise
         log.info("ops API listening on %s:%d", self.host, self.port)
 

@@ -1,27 +1,35 @@
-"""Calls Caseline does not execute itself, recorded live from Asterisk's CDR over AMI.
+"""Learning from every call, live, from Asterisk's CDRs over AMI (`Cdr` events, cdr_manager).
 
-Why AMI `Cdr` events (cdr_manager) rather than ARI: a manager's own call to a client never
-enters Stasis, and the CDR is the one record Asterisk writes for every call, with the
-disposition and talk time; it is the same record `caseline history import-cdr` reads, so
-one parser serves both. Rows we record:
-  - outbound: a manager's endpoint called an external number (what makes `callback` work);
-  - inbound calls handed to the operators' queue (the queue knows who answered).
-Calls bridged by the ARI app are recorded by the app itself when they end.
+Why CDRs: they are the one record Asterisk writes for every call, whatever path it took (our
+ARI bridge, the operators' queue, a blind or attended transfer, the FastAGI front's Dial, a
+manager's own outbound call), each with who was bridged to whom and for how long. A
+transferred call has several records tied by linkedid (cdr_manager.conf maps it into the
+event); this listener gathers them per call and, once a call's records have been quiet for
+`settle_s`, learns from them with the same code as `caseline import-cdr`
+(history/cdr.py learn_call). Learning never touches the routing path: no ARI request, no
+work while a call is being routed.
+
+Gap: records posted while no AMI session is connected (Caseline restarting, AMI down) are not
+seen live; `caseline import-cdr` of Master.csv fills them in (README, "How a case holder is
+learned").
 """
 from __future__ import annotations
 
-import csv
-import io
+import asyncio
+import json
 import logging
+import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from panoramisk import Manager
+from redis.asyncio import Redis
 
 from ari_app.config.settings import AmiSettings
-from ari_app.core.dialplan import QUEUE_CONTEXTS
+from ari_app.core.models import Contact
 from ari_app.core.ports import HistoryStore
-from ari_app.history.cdr import parse_cdr_rows
+from ari_app.history.cdr import CdrRow, LearningRules, learn_call, parse_row
 from ari_app.record.pending_writes import PendingWrites
 
 log = logging.getLogger("caseline.record.cdr")
@@ -29,33 +37,52 @@ log = logging.getLogger("caseline.record.cdr")
 _FIELDS = ("AccountCode", "Source", "Destination", "DestinationContext", "CallerID", "Channel",
            "DestinationChannel", "LastApplication", "LastData", "StartTime", "AnswerTime",
            "EndTime", "Duration", "BillableSeconds", "Disposition", "AMAFlags", "UniqueID",
-           "UserField")
+           "UserField", "LinkedID")
+MAX_OPEN_CALLS = 10_000  # calls whose records are still arriving; beyond: learn the oldest now
+MAX_ROWS_PER_CALL = 50  # a call with more records than this is a loop, not a conversation
+LEARNED_KEY = "caseline:learned:"  # + call id: who talked, for the decision log
+LEARNED_TTL_S = 7 * 86_400
 
 
-def cdr_event_to_csv(event: Mapping[str, str], received: datetime) -> str:
-    """One CSV line in cdr_csv's column order. The start time is taken from our clock
-    (received - duration): cdr_manager prints local time without a zone."""
+def cdr_event_row(event: Mapping[str, str], received: datetime) -> CdrRow:
+    """A Cdr event as a CdrRow; ValueError if it is not a well-formed record.
+
+    The start time is taken from our clock (received - duration): cdr_manager prints the
+    PBX's local time without a zone.
+    """
     values = [str(event.get(name, "")) for name in _FIELDS]
     try:
         duration = int(values[12])
     except ValueError:
-        duration = 0
+        raise ValueError("Duration is not a number") from None
     values[9] = (received - timedelta(seconds=max(duration, 0))).strftime("%Y-%m-%d %H:%M:%S")
-    out = io.StringIO()
-    csv.writer(out).writerow(values)
-    return out.getvalue()
+    return parse_row(values)
+
+
+@dataclass
+class _OpenCall:
+    rows: list[CdrRow] = field(default_factory=list)
+    last_seen: float = 0.0
 
 
 class CdrListener:
     def __init__(self, settings: AmiSettings, history: HistoryStore,
-                 managers: Callable[[], Mapping[str, str]], default_region: str,
-                 pending: PendingWrites) -> None:
+                 rules: Callable[[], LearningRules], pending: PendingWrites, *,
+                 redis: Redis | None = None, settle_s: float = 2.0,
+                 on_bad_event: Callable[[], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         self.history = history
+        self.rules = rules  # from the live policy's people and the `learning:` settings
         self.pending = pending
-        self.managers = managers  # endpoint resource -> manager id, from the live policy
-        self.default_region = default_region
+        self.redis = redis
+        self.settle_s = settle_s
+        self.on_bad_event = on_bad_event
+        self.clock = clock
+        self.open: dict[str, _OpenCall] = {}  # call key -> its records so far (bounded)
+        self._ready: list[list[CdrRow]] = []  # calls pushed out of `open` early, to learn next
         self.manager: Manager | None = None
+        self._settler: asyncio.Task | None = None
 
     async def start(self) -> None:
         self.manager = Manager(host=self.settings.host, port=self.settings.port,
@@ -63,28 +90,79 @@ class CdrListener:
                                secret=self.settings.secret.get_secret_value(),
                                ping_delay=5, ping_interval=5, reconnect_timeout=2)
         self.manager.register_event("Cdr", self._on_cdr)
+        self._settler = asyncio.create_task(self.settle_forever(), name="cdr-settle")
         try:
             await self.manager.connect()
         except OSError as e:  # panoramisk retries on its own
             log.warning("AMI not reachable yet (%s); retrying", type(e).__name__)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         if self.manager is not None:
             self.manager.close()
+        if self._settler is not None:
+            self._settler.cancel()
+            await asyncio.gather(self._settler, return_exceptions=True)
+        await self.flush(everything=True)  # learn what has arrived rather than lose it
 
     async def _on_cdr(self, _manager: Manager, event: Mapping[str, str]) -> None:
         try:
-            await self.record(event, datetime.now(UTC))
+            self.add(event, datetime.now(UTC))
         except Exception:  # panoramisk would drop it silently: say so, keep listening
-            log.exception("could not record a CDR event")
+            log.exception("could not take a CDR event")
 
-    async def record(self, event: Mapping[str, str], received: datetime) -> int:
-        line = cdr_event_to_csv(event, received)
-        written = 0
-        for number, contact in parse_cdr_rows([line], managers=self.managers(),
-                                              inbound_contexts=QUEUE_CONTEXTS,
-                                              default_region=self.default_region):
-            await self.pending.write(f"CDR of {event.get('UniqueID', '?')}",
-                                     lambda n=number, c=contact: self.history.record(n, c))
-            written += 1
-        return written
+    def add(self, event: Mapping[str, str], received: datetime) -> None:
+        """Keep one record until its call is quiet. A garbled record is counted and dropped."""
+        try:
+            row = cdr_event_row(event, received)
+        except ValueError as e:
+            log.warning("CDR event dropped: %s", e)
+            if self.on_bad_event:
+                self.on_bad_event()
+            return
+        key = row.call_key or f"row-{id(row)}"
+        call = self.open.get(key)
+        if call is None:
+            if len(self.open) >= MAX_OPEN_CALLS:  # bounded: the oldest call is learned early
+                oldest = next(iter(self.open))
+                self._ready.append(self.open.pop(oldest).rows)
+            call = self.open[key] = _OpenCall()
+        if len(call.rows) < MAX_ROWS_PER_CALL:
+            call.rows.append(row)
+        call.last_seen = self.clock()
+
+    async def settle_forever(self) -> None:
+        """Learn from every call whose records have been quiet for settle_s (cancel to stop)."""
+        while True:
+            await asyncio.sleep(min(self.settle_s, 0.5))  # the settle check's period
+            await self.flush()
+
+    async def flush(self, *, everything: bool = False) -> int:
+        """Learn from the calls that are done (all of them with everything=True)."""
+        now = self.clock()
+        done = [key for key, call in self.open.items()
+                if everything or now - call.last_seen >= self.settle_s]
+        batches, self._ready = [*self._ready, *(self.open.pop(key).rows for key in done)], []
+        learned = 0
+        for rows in batches:
+            learned += await self.learn(rows)
+        return learned
+
+    async def learn(self, rows: list[CdrRow]) -> int:
+        """Record one call's contact in history (and who talked, for the decision log)."""
+        learned = learn_call(sorted(rows, key=lambda r: r.start), self.rules())
+        if learned is None:
+            return 0
+        number, contact = learned
+        await self.pending.write(f"history of call {rows[0].call_key}",
+                                 lambda: self.history.record(number, contact))
+        if self.redis is not None and contact.talks and rows[0].linkedid:
+            await self._remember_talks(rows[0].linkedid, contact)
+        return 1
+
+    async def _remember_talks(self, call_id: str, contact: Contact) -> None:
+        redis = self.redis
+        assert redis is not None
+        value = json.dumps({"talks": [[t.person, t.seconds] for t in contact.talks],
+                            "holder": contact.manager})
+        await self.pending.write(f"talks of call {call_id}", lambda: redis.set(
+            LEARNED_KEY + call_id, value, ex=LEARNED_TTL_S))

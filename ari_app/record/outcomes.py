@@ -16,8 +16,9 @@ from ari_app.core.models import (
     OutcomeResult,
 )
 from ari_app.core.numbers import mask
-from ari_app.history.store import HistoryStore
+from ari_app.core.ports import HistoryStore
 from ari_app.record.pending_writes import PendingWrites
+from ari_app.record.profile_json import profile_to_json
 
 DECISION_LOG = "caseline:decisions"
 # Calls handed to the operators' queue are recorded from Asterisk's CDR (the queue knows who
@@ -29,10 +30,11 @@ RECORDED_HERE = frozenset({OutcomeResult.ANSWERED, OutcomeResult.CALLER_HUNG_UP,
 def decision_entry(call_id: str, started: datetime, profile: CallerProfile, decision: Decision,
                    outcome: Outcome, decide_ms: float, *, mask_numbers: bool) -> dict[str, str]:
     number = profile.number
+    shown = mask(number) if mask_numbers or not number else number
     return {
         "call_id": call_id,
         "at": started.isoformat(timespec="seconds"),
-        "number": mask(number) if mask_numbers or not number else number,
+        "number": shown,
         "class": str(profile.history.cls),
         "callback_kind": str(profile.history.callback_kind or ""),
         "owner": profile.case_holder or "",
@@ -49,6 +51,9 @@ def decision_entry(call_id: str, started: datetime, profile: CallerProfile, deci
         "steps": " > ".join(outcome.steps),
         "fallbacks": ",".join(outcome.fallbacks),
         "decide_ms": f"{decide_ms:.2f}",
+        # what decide saw (number masked like above), so `caseline replay` can re-decide the
+        # call under another policy at its own time (`at`) without the CRM
+        "profile": profile_to_json(profile, number=shown if number else None),
     }
 
 

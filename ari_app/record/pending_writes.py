@@ -4,6 +4,12 @@ While Redis is down calls are still routed (history unknown: treated as new) and
 outcomes wait here. Bounds: at most MAX_ENTRIES writes and MAX_AGE_S seconds; beyond them
 the oldest are dropped and counted (caseline_redis_writes_dropped_total), because memory
 must stay bounded during a long outage. Retries run every RETRY_S seconds.
+
+Only transient errors are retried (no connection, timeouts, and the errors Redis gives while
+it cannot write for now: OOM, READONLY, LOADING, BUSY, TRYAGAIN, MASTERDOWN). Anything else
+(an ACL user without XADD: NOPERM, a wrong type) would fail the same way forever and hold
+every later write behind it, so that write is dropped, logged and counted
+(caseline_redis_writes_refused_total) and the next one goes ahead.
 """
 from __future__ import annotations
 
@@ -13,7 +19,16 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-from redis.exceptions import RedisError
+from redis.exceptions import (
+    ClusterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ari_app.history.store import HistoryUnavailable
 
@@ -23,6 +38,19 @@ MAX_ENTRIES = 10_000
 MAX_AGE_S = 3600.0
 RETRY_S = 1.0
 WRITE_ERRORS = (RedisError, OSError, HistoryUnavailable, TimeoutError)
+# ConnectionError covers LOADING (BusyLoadingError); ClusterDownError covers MASTERDOWN
+_TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError,
+              OutOfMemoryError, ReadOnlyError, TryAgainError, ClusterDownError)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Will the same write work once Redis is back (or has room, or a primary, ...)?"""
+    if isinstance(error, HistoryUnavailable):  # the store's wrapper: judge what it wraps
+        return error.__cause__ is None or is_transient(error.__cause__)
+    if isinstance(error, _TRANSIENT):
+        return True
+    # BUSY (a script running too long) has no class of its own in redis-py
+    return isinstance(error, ResponseError) and str(error).startswith("BUSY")
 
 Write = Callable[[], Awaitable[object]]
 
@@ -30,25 +58,39 @@ Write = Callable[[], Awaitable[object]]
 class PendingWrites:
     def __init__(self, *, max_entries: int = MAX_ENTRIES, max_age_s: float = MAX_AGE_S,
                  clock: Callable[[], float] = time.monotonic,
-                 on_dropped: Callable[[int], None] | None = None) -> None:
+                 on_dropped: Callable[[int], None] | None = None,
+                 on_refused: Callable[[int], None] | None = None) -> None:
         self.max_entries = max_entries
         self.max_age_s = max_age_s
         self.clock = clock
         self.on_dropped = on_dropped
+        self.on_refused = on_refused
         self.queue: deque[tuple[float, str, Write]] = deque()
         self.written_late = 0
         self.dropped = 0
+        self.refused = 0  # failed for good: dropped at once, never retried
 
     async def write(self, what: str, write: Write) -> bool:
-        """Try now; on a Redis error keep it for later. True if written now."""
+        """Try now; on a transient error keep it for later. True if written now."""
         if not self.queue:
             try:
                 await write()
                 return True
-            except WRITE_ERRORS as e:
+            except Exception as e:
+                if not is_transient(e):
+                    self._refuse(what, e)
+                    return False
                 log.warning("Redis write failed (%s): %s kept for retry", type(e).__name__, what)
         self._keep(what, write)
         return False
+
+    def _refuse(self, what: str, error: BaseException) -> None:
+        self.refused += 1
+        log.error("Redis refused a write for good (%s: %s): %s dropped, not retried",
+                  type(error).__name__, str(error)[:200], what,
+                  exc_info=not isinstance(error, WRITE_ERRORS))  # not Redis's answer: a bug
+        if self.on_refused:
+            self.on_refused(1)
 
     def _keep(self, what: str, write: Write) -> None:
         self.queue.append((self.clock(), what, write))
@@ -69,15 +111,20 @@ class PendingWrites:
                 self.on_dropped(dropped)
 
     async def flush(self) -> int:
-        """Write what waits, oldest first; stop at the first failure. Returns the count written."""
+        """Write what waits, oldest first; stop at the first transient failure (a write that
+        fails for good is dropped and the next one tried). Returns the count written."""
         self._trim()
         written = 0
         while self.queue:
             _, what, write = self.queue[0]
             try:
                 await write()
-            except WRITE_ERRORS:
-                break
+            except Exception as e:
+                if is_transient(e):
+                    break
+                self.queue.popleft()
+                self._refuse(what, e)
+                continue
             self.queue.popleft()
             written += 1
         if written:

@@ -54,7 +54,11 @@ class Executor:
             step = route[index]
             call.step = f"{step.kind}:{step.target}"
             if step.kind in (StepKind.MANAGER, StepKind.SUPERVISOR):
-                result = await self.ring_person(call, step, policy, profile, outcome)
+                try:
+                    result = await self.ring_person(call, step, policy, profile, outcome)
+                except CallEnded:  # the decision log names everyone rung, even then
+                    outcome.steps.append(f"{step.target}:{OutcomeResult.CALLER_HUNG_UP}")
+                    raise
                 outcome.steps.append(f"{step.target}:{result}")
                 if result is DialResult.ANSWERED:
                     return

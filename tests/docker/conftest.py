@@ -6,7 +6,7 @@ from types import ModuleType
 
 import pytest
 
-from .support import DOCKER
+from tests.support.docker import DOCKER
 
 
 @pytest.fixture(scope="session")

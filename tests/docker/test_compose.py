@@ -22,7 +22,7 @@ from labkit import caseline_process, paths, root
 
 from ari_app.cli import parser as caseline_parser
 
-from .support import (
+from tests.support.docker import (
     COMPOSE,
     DOCKER,
     ENV_EXAMPLE,

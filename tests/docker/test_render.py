@@ -17,7 +17,7 @@ from labkit import root
 
 from ari_app.ops.dialplan_check import check_dialplan
 
-from .support import OVERLAY, PROJECT, TEST_ENV, conf_sections
+from tests.support.docker import OVERLAY, PROJECT, TEST_ENV, conf_sections
 
 PHONES = ["mgr1", "mgr2", "mgr3", "op1", "op2", "sup1"]
 DIALPLAN = PROJECT / "dialplan"

@@ -27,7 +27,8 @@ from ari_app.core.models import (
 )
 from ari_app.ops.metrics import Metrics
 from labkit import sipp
-from tests.conftest import start_phones
+from tests.support.eventually import eventually
+from tests.support.phones import answered_by, start_phones
 
 pytestmark = pytest.mark.lab
 
@@ -100,23 +101,25 @@ async def front(asterisk) -> AsyncIterator[Front]:
         assert holder.server.active_sessions == 0
 
 
-def answered_by(phones: dict[str, sipp.Phone], number: str) -> list[str]:
-    return [name for name, phone in phones.items() if "answered" in phone.calls_from(number)]
-
-
 async def operator_answer_after(phones: dict[str, sipp.Phone], number: str, started: float,
                                 timeout: float = 20) -> float:
-    """Seconds from `started` until an operator's phone answered `number` (polls SIPp logs)."""
-    deadline = time.monotonic() + timeout
-    while not any("answered" in phones[name].calls_from(number) for name in OPERATORS if name in phones):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no operator answered {number}")
-        await asyncio.sleep(0.05)
+    """Seconds from `started` until an operator's phone answered `number` (its SIPp log)."""
+    operators = {name: phones[name] for name in OPERATORS if name in phones}
+    await eventually(answered_by, operators, number, timeout=timeout,
+                     message=f"an operator answers {number}")
     return time.monotonic() - started
 
 
 def userfields(asterisk, number: str) -> list[str]:
     return [row[USERFIELD] for row in asterisk.cdr_rows(number) if len(row) > USERFIELD]
+
+
+async def cdr_userfield(asterisk, number: str, expected: str) -> None:
+    """Until Asterisk has written the call's CDR with `expected` as its userfield."""
+    def written() -> None:
+        assert expected in userfields(asterisk, number)
+
+    await eventually(written)
 
 
 async def test_caller_goes_straight_to_the_case_holder(asterisk, front, phones, tmp_path):
@@ -132,10 +135,14 @@ async def test_caller_goes_straight_to_the_case_holder(asterisk, front, phones, 
     assert answered_by(phones, number) == ["mgr1"]
     [(raw, call_id)] = route.calls
     assert raw == number  # agi_callerid as the trunk sent it
-    rows = asterisk.cdr_rows(number)
-    assert any(row[7] == "Dial" and row[8].startswith("PJSIP/mgr1,10") for row in rows), rows
-    assert any(row[16] == call_id for row in rows)  # agi_uniqueid is the channel's uniqueid
-    assert "caseline-agi:ok" in userfields(asterisk, number)
+
+    def cdr_written() -> None:  # Asterisk writes CDRs after the call ended
+        rows = asterisk.cdr_rows(number)
+        assert any(row[7] == "Dial" and row[8].startswith("PJSIP/mgr1,10") for row in rows), rows
+        assert any(row[16] == call_id for row in rows)  # agi_uniqueid is the channel's uniqueid
+        assert "caseline-agi:ok" in userfields(asterisk, number)
+
+    await eventually(cdr_written)
     assert front.sessions("ok") == 1
 
 
@@ -150,7 +157,7 @@ async def test_busy_manager_steps_down_to_the_operators(asterisk, front, phones,
     assert events == [(number, "answered"), (number, "hung_up")]
     assert "busy" in phones["mgr1"].calls_from(number)
     assert len(set(answered_by(phones, number)) & set(OPERATORS)) == 1
-    assert "caseline-agi:ok:fallback:manager_busy" in userfields(asterisk, number)
+    await cdr_userfield(asterisk, number, "caseline-agi:ok:fallback:manager_busy")
 
 
 async def test_slow_decision_falls_back_to_the_operators_within_the_bound(asterisk, front, phones, tmp_path):
@@ -164,7 +171,7 @@ async def test_slow_decision_falls_back_to_the_operators_within_the_bound(asteri
     await run.wait(timeout=30)
 
     assert elapsed < 6, f"operators answered after {elapsed:.1f} s"  # 2 s bound + SIP set-up
-    assert "caseline-agi:fallback" in userfields(asterisk, number)
+    await cdr_userfield(asterisk, number, "caseline-agi:fallback")
     assert front.sessions("fallback") == 1
 
 
@@ -180,7 +187,7 @@ async def test_without_the_agi_server_calls_still_reach_the_operators(asterisk, 
 
     assert events == [(number, "answered"), (number, "hung_up")]
     assert elapsed < 4, f"operators answered after {elapsed:.1f} s"  # refused connect fails at once
-    assert "caseline-agi:none:fallback:agi_failed" in userfields(asterisk, number)
+    await cdr_userfield(asterisk, number, "caseline-agi:none:fallback:agi_failed")
 
 
 async def test_dialplan_refuses_a_target_outside_its_whitelist(asterisk, front, phones, tmp_path):
@@ -195,7 +202,7 @@ async def test_dialplan_refuses_a_target_outside_its_whitelist(asterisk, front, 
 
     assert phones["mgr1"].calls_from(number) == []
     assert len(set(answered_by(phones, number)) & set(OPERATORS)) == 1
-    assert "caseline-agi:ok:fallback:invalid_target" in userfields(asterisk, number)
+    await cdr_userfield(asterisk, number, "caseline-agi:ok:fallback:invalid_target")
 
 
 async def test_caller_hanging_up_while_the_manager_rings_stops_everything(asterisk, front, phones, tmp_path):

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.conftest import PROJECT
+from tests.support.lab import PROJECT
 
 pytestmark = pytest.mark.lab
 

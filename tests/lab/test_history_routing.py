@@ -5,28 +5,15 @@ is a `callback` to that manager; the call after that is a `repeat` to whoever ta
 """
 from __future__ import annotations
 
-import asyncio
-
 import pytest
-from redis.asyncio import Redis
 
 from labkit import sipp
-from tests.conftest import start_phones
-from tests.lab.test_routing import wait_decision
+from tests.support.decisions import history_recorded, wait_decision
+from tests.support.phones import start_phones
 
 pytestmark = pytest.mark.lab
 
 CLIENT = "+79990001122"  # in no CRM and no directory: only history knows them
-
-
-async def outbound_recorded(redis_url: str, number: str, timeout: float = 10) -> None:
-    redis = Redis.from_url(redis_url)
-    try:
-        async with asyncio.timeout(timeout):
-            while not await redis.exists(f"caseline:hist:{number}"):
-                await asyncio.sleep(0.05)
-    finally:
-        await redis.aclose()
 
 
 async def test_missed_outbound_call_makes_the_return_call_a_callback_to_that_manager(
@@ -39,7 +26,7 @@ async def test_missed_outbound_call_makes_the_return_call_a_callback_to_that_man
     out = await sipp.place_calls(tmp_path, ["mgr2"], service=CLIENT, from_phone="mgr2")
     assert await out.wait() == [("mgr2", "rejected_486")]
     assert client_phone.calls_from("mgr2") == ["invite", "busy"]
-    await outbound_recorded(routing.redis_url, CLIENT)
+    await history_recorded(routing.redis_url, CLIENT)
 
     # the client calls back: straight to mgr2
     back = await sipp.place_calls(tmp_path, [CLIENT], hold_ms=1000)

@@ -12,16 +12,14 @@ import yaml
 
 from labkit import root as lab_root
 from labkit import sipp
-from tests.conftest import PROJECT, start_phones
-from tests.lab.test_routing import VIP_A_MGR1, wait_decision
+from tests.support.callers import VIP_A_MGR1
+from tests.support.decisions import wait_decision
+from tests.support.eventually import eventually
+from tests.support.lab import PROJECT
+from tests.support.ops import OPS, auth, ops_get
+from tests.support.phones import start_phones
 
 pytestmark = pytest.mark.lab
-
-OPS = "http://127.0.0.1:8090"
-
-
-def auth() -> dict[str, str]:
-    return {"Authorization": f"Bearer {lab_root.lab_secrets()['CASELINE_OPS_TOKEN']}"}
 
 
 async def test_readyz_reports_ari_redis_and_ami_and_calls_shows_a_ringing_call(routing, phones, tmp_path):
@@ -37,10 +35,13 @@ async def test_readyz_reports_ari_redis_and_ami_and_calls_shows_a_ringing_call(r
             live = await answer.json()
         assert len(live["calls"] if isinstance(live, dict) else live) == 1
         await run.wait()
-        await wait_decision(routing, 1)
-        async with http.get(f"{OPS}/metrics", headers=auth()) as answer:
-            text = await answer.text()
+    await wait_decision(routing, 1)
+
+    async def counted() -> None:  # the call is counted just after its decision is logged
+        text = await ops_get("/metrics")
         assert 'caseline_calls_total{class="new",outcome="answered",service="manager"} 1.0' in text
+
+    await eventually(counted, timeout=5)
 
 
 async def test_reload_changes_the_next_decision_without_a_restart(routing, phones, tmp_path):

@@ -17,8 +17,11 @@ from labkit import sipp
 from labkit.caseline_process import READY_LINE, CaselineProcess
 from labkit.redis_server import RedisServer
 from labkit.tcp_proxy import TcpProxy
-from tests.conftest import lab_config, start_phones
-from tests.lab.test_routing import VIP_A_MGR1, wait_decision
+from tests.support.callers import VIP_A_MGR1
+from tests.support.decisions import decisions, wait_decision
+from tests.support.eventually import eventually
+from tests.support.lab import lab_config
+from tests.support.phones import start_phones
 
 pytestmark = pytest.mark.lab
 
@@ -32,9 +35,8 @@ def figure(name: str, value: float, unit: str) -> None:
 async def wait_log(process: CaselineProcess, text: str, timeout: float, after: int = 0) -> float:
     """Seconds until `text` appears in the process log (after byte offset `after`)."""
     started = time.monotonic()
-    async with asyncio.timeout(timeout):
-        while text not in process.log.read_text(errors="replace")[after:]:
-            await asyncio.sleep(0.02)
+    await eventually(lambda: text in process.log.read_text(errors="replace")[after:],
+                     timeout=timeout, interval=0.02, message=f"{text!r} in {process.log}")
     return time.monotonic() - started
 
 
@@ -42,12 +44,18 @@ def numbers(count: int, base: int = 79_800_000_000) -> list[str]:
     return [f"+{base + i}" for i in range(count)]
 
 
+async def mid_run(routing, decided: int = 5, channels: int = 2) -> None:
+    """Asserts calls are flowing: Caseline has routed some, Asterisk holds others right now."""
+    assert len(await decisions(routing, 50)) >= decided
+    assert len(await routing.lab.channels()) >= channels
+
+
 @pytest.mark.timeout(120)
 async def test_sigkill_under_10_calls_per_second_loses_no_call(routing, phones, tmp_path):
     start_phones(phones, tmp_path, op1="answer", op2="answer", mgr1="answer", sup1="answer")
     callers = numbers(30)
     run = await sipp.place_calls(tmp_path, callers, hold_ms=200, rate=10, timeout_s=100)
-    await asyncio.sleep(1.0)  # calls are arriving: kill the app in the middle of them
+    await eventually(mid_run, routing)  # kill the app in the middle of the calls
     os.killpg(routing.process.pid, signal.SIGKILL)
     routing.process.wait()
     started = time.monotonic()

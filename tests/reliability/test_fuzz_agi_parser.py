@@ -41,7 +41,7 @@ from agi.variables import (
 )
 from ari_app.core.models import CallerProfile, Decision, Service
 
-from .hostile_inputs import FUZZ, FUZZ_SLOW, HOSTILE_CALLER_IDS
+from tests.support.hostile_inputs import FUZZ, FUZZ_SLOW, HOSTILE_CALLER_IDS
 
 DOCUMENTED = (AgiProtocolError, AgiConnectionClosed, AgiHangup, AgiDeadChannel, AgiInvalidCommand, AgiUsageError)
 PARSE_BOUND_S = 0.25  # one line or one environment; real parses take microseconds

@@ -27,7 +27,7 @@ from ari_app.history.cdr import (
 )
 from ari_app.history.store import MemoryHistoryStore
 
-from .hostile_inputs import E164_RE, FUZZ, FUZZ_SLOW, HOSTILE_CALLER_IDS
+from tests.support.hostile_inputs import E164_RE, FUZZ, FUZZ_SLOW, HOSTILE_CALLER_IDS
 
 MANAGERS = {"101": "mgr1", "102": "mgr2"}
 COLUMNS = ["accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel", "lastapp", "lastdata", "start", "answer", "end", "duration", "billsec", "disposition", "amaflags", "uniqueid", "userfield"]

@@ -24,7 +24,7 @@ from ari_app.crm.adapters.file import load_directory
 from ari_app.config.policy import load_policy
 from ari_app.config.settings import load_settings
 
-from .hostile_inputs import FUZZ
+from tests.support.hostile_inputs import FUZZ
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 # Each example writes and parses a file (PyYAML's pure-Python safe loader, ~10 ms for the

@@ -20,7 +20,7 @@ from ari_app.core.numbers import (
 )
 from ari_app.ops.logs import clean_text, mask_number
 
-from .hostile_inputs import E164_RE, FUZZ, HOSTILE_CALLER_IDS, VALID_CALLER_IDS
+from tests.support.hostile_inputs import E164_RE, FUZZ, HOSTILE_CALLER_IDS, VALID_CALLER_IDS
 
 REGIONS = st.sampled_from(["RU", "US", "GB", "DE", "KZ", "FR", "CN", "ru", "ZZ", "001", "", "XX", "RUS", "\x00",
                            "Ру"]) | st.text(max_size=4)

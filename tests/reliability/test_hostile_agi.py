@@ -40,7 +40,7 @@ from ari_app.config.live import LiveConfig
 from ari_app.router import Router
 from ari_app.config.settings import load_settings
 
-from .hostile_inputs import (
+from tests.support.hostile_inputs import (
     HISTORY_KEY_RE,
     HOSTILE_CALLER_IDS,
     VALID_CALLER_IDS,

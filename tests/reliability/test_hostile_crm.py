@@ -32,7 +32,7 @@ from ari_app.crm.adapters.http import HttpCrm, record_from_json
 from ari_app.crm.service import CrmService
 from ari_app.config.crm_settings import Bitrix24Settings, HttpCrmSettings
 
-from .hostile_inputs import (
+from tests.support.hostile_inputs import (
     FUZZ,
     HOSTILE_CALLER_IDS,
     VALID_CALLER_IDS,

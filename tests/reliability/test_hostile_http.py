@@ -31,7 +31,7 @@ from ari_app.ops.metrics import Metrics
 from ari_app.config.live import LiveConfig
 from ari_app.config.settings import load_settings
 
-from .hostile_inputs import HOSTILE_CALLER_IDS, Hostile, hostile_id
+from tests.support.hostile_inputs import HOSTILE_CALLER_IDS, Hostile, hostile_id
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 TOKEN = "ops-T0ken-for-tests-7f3a9c"

@@ -13,9 +13,9 @@ import pytest
 from redis.asyncio import Redis
 
 from labkit import sipp
-from tests.conftest import start_phones
-from tests.lab.test_routing import wait_decision
-from tests.reliability.hostile_inputs import HISTORY_KEY_RE, HOSTILE_CALLER_IDS
+from tests.support.decisions import wait_decision
+from tests.support.hostile_inputs import HISTORY_KEY_RE, HOSTILE_CALLER_IDS
+from tests.support.phones import start_phones
 
 pytestmark = pytest.mark.lab
 

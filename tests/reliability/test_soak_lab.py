@@ -8,18 +8,19 @@ queue, and callers who hang up while the manager's phone (mgr3) rings.
 """
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import time
 
-import aiohttp
 import pytest
 
-from labkit import root as lab_root
 from labkit import sipp
-from tests.conftest import start_phones
-from tests.lab.test_routing import decisions
+from tests.support.callers import CLAIM_MGR2, DELIVERY_MGR3, UNKNOWN, VIP_A_MGR1
+from tests.support.decisions import decisions
+from tests.support.eventually import eventually
+from tests.support.lab import idle
+from tests.support.ops import ops_get
+from tests.support.phones import start_phones
 
 pytestmark = pytest.mark.lab
 
@@ -27,21 +28,39 @@ SOAK_S = int(os.environ.get("CASELINE_SOAK_S", "60"))
 TALKING_CPS = 0.6
 CANCELLING_CPS = 0.2
 # VIP of mgr1 (answers), claim of mgr2 (no answer -> sup1 busy -> queue), new (queue)
-TALKERS = ["+79161234567", "+79161234568", "+79057778899"]
-CANCELLER = "+79031112233"  # delivery today -> mgr3, who never answers: they hang up first
+TALKERS = [VIP_A_MGR1, CLAIM_MGR2, UNKNOWN]
+CANCELLER = DELIVERY_MGR3  # delivery today -> mgr3, who never answers: they hang up first
+RSS = "process_resident_memory_bytes"
 
 
 async def process_figures() -> dict[str, float]:
-    token = lab_root.lab_secrets()["CASELINE_OPS_TOKEN"]
-    async with aiohttp.ClientSession() as http:
-        async with http.get("http://127.0.0.1:8090/metrics",
-                            headers={"Authorization": f"Bearer {token}"}) as answer:
-            text = await answer.text()
+    text = await ops_get("/metrics")
     figures = {}
-    for name in ("process_resident_memory_bytes", "process_open_fds", "caseline_asyncio_tasks"):
+    for name in (RSS, "process_open_fds", "caseline_asyncio_tasks"):
         match = re.search(rf"^{name} ([0-9.e+]+)$", text, re.MULTILINE)
         figures[name] = float(match.group(1)) if match else -1
     return figures
+
+
+async def settled_figures() -> dict[str, float]:
+    """The figures once start-up is over: region names load in the background (~100 MB),
+    so the baseline waits until the resident memory stops growing between two polls."""
+    readings: list[dict[str, float]] = []
+
+    async def steady() -> dict[str, float]:
+        readings.append(await process_figures())
+        assert len(readings) > 1, "one reading so far"
+        assert abs(readings[-1][RSS] - readings[-2][RSS]) < 2**20, "RSS still growing"
+        return readings[-1]
+
+    return await eventually(steady, timeout=15, interval=0.25)
+
+
+def no_leak(before: dict[str, float], after: dict[str, float]) -> None:
+    assert after["caseline_asyncio_tasks"] <= before["caseline_asyncio_tasks"]
+    # the Redis pool may keep a few more connections after a busy period; a leak grows per call
+    assert after["process_open_fds"] <= before["process_open_fds"] + 4
+    assert after[RSS] < before[RSS] * 1.25
 
 
 @pytest.mark.timeout(SOAK_S + 180)
@@ -52,8 +71,7 @@ async def test_soak_leaves_no_channels_bridges_tasks_or_fds_and_logs_every_call(
                  sup1="busy", op1="answer", op2="answer")
     talking = [TALKERS[i % len(TALKERS)] for i in range(int(SOAK_S * TALKING_CPS))]
     cancelling = [CANCELLER] * int(SOAK_S * CANCELLING_CPS)
-    await asyncio.sleep(0.5)
-    before = await process_figures()
+    before = await settled_figures()
     started = time.monotonic()
     runs = [await sipp.place_calls(tmp_path, talking, hold_ms=1000, rate=TALKING_CPS,
                                    timeout_s=SOAK_S + 120),
@@ -66,23 +84,23 @@ async def test_soak_leaves_no_channels_bridges_tasks_or_fds_and_logs_every_call(
     assert answered == len(talking), results[0]
     assert cancelled == len(cancelling), results[1]
 
-    async with asyncio.timeout(20):  # every call ends and is logged
-        while len(await decisions(routing, 100_000)) < len(talking) + len(cancelling):
-            await asyncio.sleep(0.2)
-        while await asyncio.to_thread(routing.lab.ari, "GET", "/channels"):
-            await asyncio.sleep(0.2)
-    assert await asyncio.to_thread(routing.lab.ari, "GET", "/bridges") == []
-    settle = time.monotonic() + 10  # idle keep-alive connections close after 5 s
-    while ((after := await process_figures())["process_open_fds"] > before["process_open_fds"]
-           and time.monotonic() < settle):
-        await asyncio.sleep(0.5)
-    print(f"FIGURE soak_s {elapsed:.0f} calls {len(talking) + len(cancelling)} "
+    calls = len(talking) + len(cancelling)
+
+    async def all_logged() -> None:
+        assert len(await decisions(routing, 100_000)) >= calls
+
+    await eventually(all_logged, timeout=20, interval=0.2)  # every call ends and is logged
+    await eventually(idle, routing.lab, timeout=20, interval=0.2)
+
+    async def settled() -> dict[str, float]:
+        after = await process_figures()
+        no_leak(before, after)
+        return after
+
+    # idle keep-alive connections close after 5 s
+    after = await eventually(settled, timeout=10, interval=0.5)
+    print(f"FIGURE soak_s {elapsed:.0f} calls {calls} "
           f"answered {answered} cancelled {cancelled} "
-          f"rss_mib {before['process_resident_memory_bytes'] / 2**20:.1f}->"
-          f"{after['process_resident_memory_bytes'] / 2**20:.1f} "
+          f"rss_mib {before[RSS] / 2**20:.1f}->{after[RSS] / 2**20:.1f} "
           f"fds {before['process_open_fds']:.0f}->{after['process_open_fds']:.0f} "
           f"tasks {before['caseline_asyncio_tasks']:.0f}->{after['caseline_asyncio_tasks']:.0f}")
-    assert after["caseline_asyncio_tasks"] <= before["caseline_asyncio_tasks"]
-    # the Redis pool may keep a few more connections after a busy period; a leak grows per call
-    assert after["process_open_fds"] <= before["process_open_fds"] + 4
-    assert after["process_resident_memory_bytes"] < before["process_resident_memory_bytes"] * 1.25

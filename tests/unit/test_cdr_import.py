@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
-from ari_app.core.models import Contact, Direction
+from ari_app.core.models import Contact, Direction, Talk
 from ari_app.history.cdr import CdrReport, endpoint_of, import_cdr_file, parse_cdr_rows
 from ari_app.history.store import MemoryHistoryStore, RedisHistoryStore
 
@@ -62,6 +62,12 @@ BAD = [
 ]
 
 
+def talked(at: datetime, *talks: tuple[str, int]) -> Contact:
+    """An inbound call in which these people talked; the last of them holds the case."""
+    chain = tuple(Talk(person, seconds) for person, seconds in talks)
+    return Contact(at, Direction.INBOUND, True, chain[-1].person, sum(s for _, s in talks), chain)
+
+
 def parse(lines: list[str]) -> tuple[list[tuple[str, Contact]], CdrReport]:
     report = CdrReport()
     items = list(parse_cdr_rows([line + "\r\n" for line in lines], managers=MANAGERS, report=report))
@@ -71,11 +77,12 @@ def parse(lines: list[str]) -> tuple[list[tuple[str, Contact]], CdrReport]:
 def test_real_looking_rows() -> None:
     items, report = parse(GOOD)
     assert items == [
-        ("+79161234567", Contact(T, Direction.INBOUND, True, "ivanov", 302)),
-        ("+79031112233", Contact(T.replace(hour=10, minute=0, second=0), Direction.INBOUND, False, "petrov", 0)),
+        ("+79161234567", talked(T, ("ivanov", 302))),
+        # nobody talked: nobody holds the case (102 only rang)
+        ("+79031112233", Contact(T.replace(hour=10, minute=0, second=0), Direction.INBOUND, False, None, 0)),
         ("+79031112233", Contact(T.replace(hour=10, minute=5, second=0), Direction.INBOUND, False, None, 0)),
         ("+79161234567", Contact(T.replace(hour=11, minute=0, second=0), Direction.OUTBOUND, True, "petrov", 168)),
-        ("+79995554433", Contact(T.replace(hour=13, minute=0, second=0), Direction.INBOUND, True, "ivanov", 215)),
+        ("+79995554433", talked(T.replace(hour=13, minute=0, second=0), ("ivanov", 215))),
     ]
     assert (report.rows, report.inbound, report.outbound, report.skipped, report.bad) == (9, 4, 1, 3, 0)
 
@@ -142,7 +149,7 @@ async def test_import_into_redis_is_idempotent(redis: Redis, tmp_path: Path) -> 
     assert await redis.zcard(store.key("+79161234567")) == 2  # re-import stored nothing twice
     assert await redis.dbsize() == 3
     recent = await store.recent("+79995554433", T)
-    assert recent == [Contact(T.replace(hour=13, minute=0, second=0), Direction.INBOUND, True, "ivanov", 215)]
+    assert recent == [talked(T.replace(hour=13, minute=0, second=0), ("ivanov", 215))]
 
 
 async def test_import_skips_calls_beyond_retention(redis: Redis, tmp_path: Path) -> None:

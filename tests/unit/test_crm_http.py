@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from pydantic import ValidationError
 
 from ari_app.core.models import SourceStatus
 from ari_app.crm import CrmService, CrmSettings, build_crm
@@ -18,7 +19,8 @@ from ari_app.crm.base import CrmBadAnswer, CrmErrorAnswer, CrmUnavailable
 from ari_app.crm.adapters.file import FileCrm
 from ari_app.crm.adapters.http import HttpCrm
 from ari_app.crm.reference_server import make_app
-from ari_app.config.crm_settings import HttpCrmSettings
+from ari_app.config.crm_settings import HttpCrmSettings, load_crm_settings
+from ari_app.config.files import ConfigError
 
 SAMPLE = Path(__file__).resolve().parents[2] / "config" / "clients.yaml"
 NUMBER = "+79161234567"
@@ -309,3 +311,53 @@ async def test_reference_server_checks_token_and_number(reference: TestServer) -
             assert resp.status == 400
         async with session.get(reference.make_url("/healthz")) as resp:
             assert (await resp.json())["numbers"] > 0
+
+
+@pytest.mark.parametrize("header", [b"Bearer caf\xe9", b"\xff\xfe", b"Bearer " + TOKEN.encode() + b"\xe9"])
+async def test_reference_server_answers_401_to_a_non_utf8_authorization(reference: TestServer,
+                                                                      header: bytes) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", reference.port)
+    try:
+        writer.write(b"GET /clients/%2B79161234567 HTTP/1.1\r\nHost: crm\r\nAuthorization: " + header
+                     + b"\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        async with asyncio.timeout(5):
+            status = await reader.readline()
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    assert status.startswith(b"HTTP/1.1 401"), status
+
+
+# -- plain http carries the bearer token in clear: only to loopback -----------------------
+
+
+@pytest.mark.parametrize("url", ["http://crm.example.com/clients/{number}", "http://10.0.0.5:8085/{number}",
+                                 "http://[2001:db8::1]/c/{number}", "http://127.0.0.1.evil.example/{number}"])
+def test_http_crm_refuses_plain_http_to_another_host(url: str) -> None:
+    with pytest.raises(ValidationError, match="must use https"):
+        HttpCrmSettings(url_template=url)
+
+
+@pytest.mark.parametrize("url", ["https://crm.example.com/clients/{number}", "http://127.0.0.1:8085/{number}",
+                                 "http://localhost/{number}", "http://[::1]:8085/{number}",
+                                 "http://127.0.0.2/{number}"])
+def test_http_crm_accepts_https_and_loopback_http(url: str) -> None:
+    assert HttpCrmSettings(url_template=url).url_template == url
+
+
+def test_a_plain_http_crm_in_the_config_file_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "crm.yaml"
+    path.write_text("adapter: http\nhttp: {url_template: 'http://crm.example.com/clients/{number}'}\n")
+    with pytest.raises(ConfigError, match=r"http\.url_template: .*must use https"):
+        load_crm_settings(path)
+
+
+async def test_loopback_http_still_carries_the_token(crm_server: FakeCrmServer) -> None:
+    assert crm_server.url().startswith("http://127.0.0.1:")
+    crm = crm_server.client(token=TOKEN)
+    try:
+        assert (await crm.lookup(NUMBER)).client_id == "C-1"  # type: ignore[union-attr]
+    finally:
+        await crm.aclose()
+    assert crm_server.requests[-1].headers["Authorization"] == f"Bearer {TOKEN}"

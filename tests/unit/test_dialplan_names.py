@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ari_app.config.learning_settings import LearningSettings
+from ari_app.config.settings import load_settings
 from ari_app.core import dialplan
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -13,8 +15,7 @@ CONTEXTS = set(re.findall(r"^\[([^\]]+)\]", DIALPLAN, re.M))
 
 def test_every_context_named_in_code_is_in_the_dialplan() -> None:
     named = {dialplan.INBOUND_CONTEXT, dialplan.ROUTE_CONTEXT, dialplan.OPERATORS_CONTEXT,
-             dialplan.VOICEMAIL_CONTEXT, dialplan.AGI_CONTEXT,
-             *dialplan.CDR_INBOUND_CONTEXTS, *dialplan.QUEUE_CONTEXTS}
+             dialplan.VOICEMAIL_CONTEXT, dialplan.AGI_CONTEXT, dialplan.PEOPLE_CONTEXT}
     assert named <= CONTEXTS, named - CONTEXTS
 
 
@@ -26,3 +27,10 @@ def test_the_default_queue_exists_in_asterisk_and_is_the_dialplan_fallback() -> 
     queues = (PROJECT / "config" / "asterisk" / "queues.conf").read_text()
     assert f"[{dialplan.DEFAULT_QUEUE}]" in queues
     assert re.search(rf"^OPERATORS_QUEUE\s*=\s*{dialplan.DEFAULT_QUEUE}$", DIALPLAN, re.M)
+
+
+def test_the_learning_contexts_shipped_are_contexts_of_the_dialplan() -> None:
+    shipped = load_settings(PROJECT / "config", env={}).learning
+    for contexts in (LearningSettings().inbound_contexts, LearningSettings().people_contexts,
+                     shipped.inbound_contexts, shipped.people_contexts):
+        assert set(contexts) <= CONTEXTS, set(contexts) - CONTEXTS

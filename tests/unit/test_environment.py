@@ -5,13 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from ari_app.config.files import ConfigError
 from ari_app.config.directories import (
     LegalEntitiesFile,
     RegionNames,
     directory_from_model,
     load_legal_directory,
 )
+from ari_app.config.files import ConfigError
+from ari_app.config.policy import load_policy
 from ari_app.core.environment import LegalDirectory, describe_number
 from ari_app.core.models import EnvironmentFacts, LegalEntity
 
@@ -94,10 +95,25 @@ def test_directory_reaches_environment_facts() -> None:
 
 
 def test_sample_config_loads() -> None:
-    d = load_legal_directory(ROOT / "config" / "legal_entities.yaml")
-    assert d.lookup("+74957771234") == LegalEntity("Avtodom Holding", "petrov", "A")
-    assert d.lookup("+78432777999") == LegalEntity("Avtodom Service Kazan", "sidorova", "A")
+    policy = load_policy(ROOT / "config" / "routing.yaml")
+    d = load_legal_directory(ROOT / "config" / "legal_entities.yaml",
+                             known_person=lambda pid: policy.person(pid) is not None)
+    assert d.lookup("+74957771234") == LegalEntity("Avtodom Holding", "mgr1", "A", id="avtodom")
+    assert d.lookup("+78432777999") == LegalEntity("Avtodom Service Kazan", "mgr2", "A", id="avtodom-kazan",
+                                                   parent="Avtodom Holding")
     assert d.lookup("+78125550100") == LegalEntity("Romashka LLC", None, "C")
+
+
+def test_directory_manager_must_be_a_known_person(tmp_path: Path) -> None:
+    path = tmp_path / "legal_entities.yaml"
+    path.write_text("entities:\n  - company: X\n    prefixes: ['+7495']\n\n  - company: Y\n"
+                    "    manager: petrov\n    prefixes: ['+7812']\n")
+    assert len(load_legal_directory(path)) == 2  # without a policy to check against
+    with pytest.raises(ConfigError) as err:
+        load_legal_directory(path, known_person=lambda pid: pid == "mgr1")
+    assert (err.value.key, err.value.line) == ("entities.1.manager", 6)
+    assert "'petrov' not found in people" in err.value.reason
+    assert str(err.value).startswith(f"{path}:6: entities.1.manager: ")
 
 
 @pytest.mark.parametrize(
@@ -110,6 +126,10 @@ def test_sample_config_loads() -> None:
         ("entities:\n  - {company: X, prefixes: ['+7'], color: red}\n", "entities.0.color", ""),
         ("entities:\n  - {company: X, prefixes: ['+7495']}\n  - {company: Y, prefixes: ['+7495']}\n",
          "entities.1", "listed twice"),
+        ("entities:\n  - {company: X, id: x, prefixes: ['+7495']}\n  - {company: Y, id: x, prefixes: ['+7']}\n",
+         "entities.1.id", "already entities.0"),
+        ("entities:\n  - {company: X, parent: nope, prefixes: ['+7495']}\n", "entities.0.parent", "not the id"),
+        ("entities:\n  - {company: X, id: x, parent: x, prefixes: ['+7495']}\n", "entities.0.parent", "not the id"),
     ],
 )
 def test_bad_directory_names_key(tmp_path: Path, text: str, key: str, reason: str) -> None:

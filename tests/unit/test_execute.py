@@ -98,6 +98,7 @@ async def test_the_caller_hanging_up_while_a_person_rings_stops_the_ringing() ->
         outcome = await world.outcome(call_id)
 
     assert outcome.result is OutcomeResult.CALLER_HUNG_UP
+    assert outcome.steps == ["mgr1:caller_hung_up"]  # the decision log names who was rung
     assert {"channel_id": leg, "reason": "normal"} in fake.sent("hangup")
     assert leg not in fake.live_channels and presence.claims == {}
     assert dialled(fake) == ["PJSIP/mgr1"]  # nobody else is rung for a caller who left

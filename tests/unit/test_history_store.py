@@ -9,12 +9,13 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from ari_app.config.files import ConfigError, load_model
-from ari_app.core.models import Contact, Direction
+from ari_app.core.models import Contact, Direction, Talk
 from ari_app.config.history_settings import HistorySettings, parse_duration
 from ari_app.history.store import (
     HistoryUnavailable,
     MemoryHistoryStore,
     RedisHistoryStore,
+    MAX_TALKS,
     decode_contact,
     encode_contact,
     redis_client,
@@ -142,6 +143,8 @@ async def test_from_settings(redis: Redis) -> None:
     answered=st.booleans(),
     manager=st.none() | st.text(max_size=20),
     duration_s=st.integers(0, 86_399),
+    talks=st.lists(st.builds(Talk, person=st.text(max_size=20), seconds=st.integers(0, 86_399)),
+                   max_size=MAX_TALKS).map(tuple),
 ))
 def test_encode_decode_round_trip(x: Contact) -> None:
     member, score = encode_contact(x)

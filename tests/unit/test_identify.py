@@ -107,7 +107,8 @@ async def gather(raw: str | None, history: object = None, crm: object = crm_ok, 
                  budget_s: float = 1.0):  # type: ignore[no-untyped-def]
     return await gather_profile(
         raw, NOW, history=history if history is not None else MemoryHistoryStore(),  # type: ignore[arg-type]
-        crm_lookup=crm, environment=env, windows=W, budget_s=budget_s,  # type: ignore[arg-type]
+        crm_lookup=crm, environment=env, windows=W,  # type: ignore[arg-type]
+        history_budget_s=budget_s, crm_budget_s=budget_s,
     )
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
 import pytest
 from pydantic import SecretStr
 
-from ari_app.ops.api import MAX_BODY, OpsServer, create_app
+from ari_app.config.files import ConfigError
+from ari_app.ops.api import MAX_BODY, MAX_REPLAY_BODY, OpsServer, create_app
 from ari_app.ops.dialplan_reload import ReloadResult
 from ari_app.ops.metrics import Metrics
 
@@ -27,6 +29,8 @@ class Hooks:
     calls: list[dict[str, Any]] = field(default_factory=list)
     invalidated: list[str | None] = field(default_factory=list)
     reloads: int = 0
+    replays: list[tuple[bytes, timedelta]] = field(default_factory=list)
+    replay_error: BaseException | None = None
 
     def check(self, name: str):
         async def check() -> bool:
@@ -51,6 +55,12 @@ class Hooks:
         self.invalidated.append(number)
         return 1 if number else 7
 
+    async def replay(self, candidate: bytes, since: timedelta) -> dict[str, Any]:
+        self.replays.append((candidate, since))
+        if self.replay_error is not None:
+            raise self.replay_error
+        return {"calls": 3, "changed": 1, "changes": []}
+
 
 @dataclass
 class Api:
@@ -70,7 +80,7 @@ async def serve(token: Any, hooks: Hooks, metrics: Metrics) -> OpsServer:
     app = create_app(token=token, metrics=metrics,
                      checks={name: hooks.check(name) for name in hooks.ready},
                      reload=hooks.reload, live_calls=hooks.live_calls, invalidate=hooks.invalidate,
-                     check_timeout=0.2)
+                     replay=hooks.replay, check_timeout=0.2)
     server = OpsServer(app, port=0)
     await server.start()
     return server
@@ -110,7 +120,7 @@ async def test_readyz_names_what_failed(api, bad):
 # -- authentication -----------------------------------------------------------------------
 
 PROTECTED = [("GET", "/metrics"), ("POST", "/reload"), ("GET", "/calls"), ("GET", "/calls/x"),
-             ("POST", "/crm/invalidate"), ("GET", "/nope")]
+             ("POST", "/crm/invalidate"), ("POST", "/replay"), ("GET", "/nope")]
 
 
 @pytest.mark.parametrize(("method", "path"), PROTECTED)
@@ -128,7 +138,7 @@ async def test_protected_endpoints_refuse_bad_credentials(api, method, path, hea
         assert answer.status == 401
         assert answer.headers["WWW-Authenticate"].startswith("Bearer")
         assert TOKEN not in await answer.text()
-    assert api.hooks.reloads == 0 and api.hooks.invalidated == []
+    assert api.hooks.reloads == 0 and api.hooks.invalidated == [] and api.hooks.replays == []
 
 
 @pytest.mark.parametrize("token", [None, "", SecretStr("")])
@@ -242,6 +252,48 @@ async def test_bodies_are_bounded(api):
     status, body = await api.request("POST", "/crm/invalidate", headers=AUTH, data=data)
     assert status == 413 and "error" in body
     assert api.hooks.invalidated == []
+
+
+# -- replay -------------------------------------------------------------------------------
+
+
+async def test_replay_passes_the_candidate_and_since(api):
+    status, body = await api.request("POST", "/replay?since=2h", headers=AUTH, data=b"version: 1\n")
+    assert (status, body) == (200, {"calls": 3, "changed": 1, "changes": []})
+    assert api.hooks.replays == [(b"version: 1\n", timedelta(hours=2))]
+
+
+async def test_replay_since_defaults_to_a_day_and_takes_a_full_routing_file(api):
+    big = b"# " + b"x" * (MAX_BODY * 2) + b"\n"  # larger than the other endpoints accept
+    status, _ = await api.request("POST", "/replay", headers=AUTH, data=big)
+    assert status == 200 and api.hooks.replays == [(big, timedelta(hours=24))]
+
+
+async def test_replay_invalid_candidate_is_a_400_naming_file_line_key_reason(api):
+    api.hooks.replay_error = ConfigError("<candidate>", "rules.abc.A.target.0", "manager:x not found", 42)
+    status, body = await api.request("POST", "/replay", headers=AUTH, data=b"x: 1\n")
+    assert status == 400
+    assert body == {"error": "<candidate>:42: rules.abc.A.target.0: manager:x not found", "file": "<candidate>",
+                    "line": 42, "key": "rules.abc.A.target.0", "reason": "manager:x not found"}
+
+
+@pytest.mark.parametrize("since", ["soon", "", "-1h"])
+async def test_replay_rejects_a_bad_since(api, since):
+    status, body = await api.request("POST", f"/replay?since={since}", headers=AUTH, data=b"x: 1\n")
+    assert status == 400 and body["error"].startswith("since:")
+    assert api.hooks.replays == []
+
+
+async def test_replay_body_is_bounded(api):
+    status, body = await api.request("POST", "/replay", headers=AUTH, data=b"#" * (MAX_REPLAY_BODY + 1))
+    assert status == 413 and "error" in body
+    assert api.hooks.replays == []
+
+
+async def test_replay_failure_is_a_500_without_details(api):
+    api.hooks.replay_error = RuntimeError("secret detail")
+    status, body = await api.request("POST", "/replay", headers=AUTH, data=b"x: 1\n")
+    assert (status, body) == (500, {"error": "internal error (see the log)"})
 
 
 async def test_binds_loopback_by_default():

@@ -57,6 +57,15 @@ def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
 
 _DELETE = object()
 
+
+def _scalars(value: Any) -> list[Any]:
+    """The strings and numbers in a value (dict keys too)."""
+    if isinstance(value, dict):
+        return [*value, *_scalars(list(value.values()))]
+    if isinstance(value, list):
+        return [x for item in value for x in _scalars(item)]
+    return [value] if isinstance(value, str | int) else []
+
 # (scenario, [(dotted key in the YAML, new value)], expected key in the error, reason fragment)
 BROKEN = [
     ("unknown manager", [("rules.abc.A.target", "manager:mgr9")], "rules.abc.A.target.0", "not found in people.managers"),
@@ -112,13 +121,19 @@ def test_broken_policy_names_key_and_reason(tmp_path: Path, changes: list[tuple[
     for dotted, value in changes:
         _set(data, dotted, value)
     path = tmp_path / "routing.yaml"
-    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    text = yaml.safe_dump(data)
+    path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError) as err:
         load_policy(path)
     assert err.value.file == str(path)
     assert err.value.key == key
     assert fragment in err.value.reason
     assert key in str(err.value) and str(path) in str(err.value)
+    # the line: where the key (or, for a missing one, its parent) or the new value is written
+    assert err.value.line is not None and str(err.value).startswith(f"{path}:{err.value.line}: ")
+    written = text.splitlines()[err.value.line - 1]
+    assert any(part in written for part in key.split(".") if not part.isdigit() and part != "[key]") \
+        or any(str(v) in written for v in _scalars([v for _, v in changes])), (key, written)
 
 
 def test_several_problems_are_all_listed() -> None:

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ari_app.config.files import ConfigError, load_model
+from ari_app.config.files import load_model_doc
 from ari_app.core.models import CrmRecord
 from ari_app.core.numbers import normalize, sanitize_for_log
 from ari_app.crm.records import MAX_EXTRA_KEYS, build_record
@@ -81,17 +81,23 @@ class _Entry:
     delivery_dates: frozenset[date]
 
 
-def load_directory(path: Path, default_region: str = "RU") -> dict[str, _Entry]:
-    """Read and index a client directory; any problem -> ConfigError(file, key, reason)."""
-    directory = load_model(path, ClientDirectory)
+def load_directory(path: Path, default_region: str = "RU",
+                   known_person: Callable[[str], bool] | None = None) -> dict[str, _Entry]:
+    """Read and index a client directory; any problem -> ConfigError(file, key, reason, line).
+
+    `known_person(id)` (the routing policy's people) checks every client's `responsible`."""
+    directory, doc = load_model_doc(path, ClientDirectory)
 
     index: dict[str, _Entry] = {}
     owners: dict[str, str] = {}
     seen_ids: set[str] = set()
     for i, c in enumerate(directory.clients):
         if c.id in seen_ids:
-            raise ConfigError(path, f"clients.{i}.id", f"duplicate client id {sanitize_for_log(c.id)}")
+            raise doc.error(f"clients.{i}.id", f"duplicate client id {sanitize_for_log(c.id)}")
         seen_ids.add(c.id)
+        if c.responsible and known_person is not None and not known_person(c.responsible):
+            raise doc.error(f"clients.{i}.responsible", f"{sanitize_for_log(c.responsible)!r} not found in "
+                            "people (managers, supervisors) of the routing policy")
         entry = _Entry(
             record=build_record(
                 client_id=c.id, name=c.name, status=c.status, abc=c.abc,
@@ -105,10 +111,10 @@ def load_directory(path: Path, default_region: str = "RU") -> dict[str, _Entry]:
             key = f"clients.{i}.numbers.{j}"
             number = normalize(raw, default_region)
             if number is None:
-                raise ConfigError(path, key, f"not a phone number: {sanitize_for_log(raw)}")
+                raise doc.error(key, f"not a phone number: {sanitize_for_log(raw)}")
             owner = owners.get(number)
             if owner is not None and owner != c.id:
-                raise ConfigError(path, key, f"{number} already belongs to client {sanitize_for_log(owner)}")
+                raise doc.error(key, f"{number} already belongs to client {sanitize_for_log(owner)}")
             owners[number] = c.id
             index[number] = entry
     return index
@@ -124,9 +130,11 @@ class FileCrm:
         default_region: str = "RU",
         timezone: str = "Europe/Moscow",
         today: Callable[[], date] | None = None,
+        known_person: Callable[[str], bool] | None = None,
     ) -> None:
         self.path = Path(path)
         self._region = default_region
+        self._known_person = known_person
         tz = ZoneInfo(timezone)
         self._today = today or (lambda: datetime.now(tz).date())
         self._index: dict[str, _Entry] = {}
@@ -143,9 +151,19 @@ class FileCrm:
 
         On any problem raises ConfigError and keeps serving the previous index.
         """
-        index = load_directory(self.path, self._region)
+        index = load_directory(self.path, self._region, self._known_person)
         self._index = index
         return len(index)
+
+    def prepare_reload(self) -> Callable[[], int]:
+        """Read and check the file now (blocking: off the event loop); the returned function
+        swaps the new index in and returns its size. ConfigError here changes nothing."""
+        index = load_directory(self.path, self._region, self._known_person)
+
+        def swap() -> int:
+            self._index = index
+            return len(index)
+        return swap
 
     async def lookup(self, number: str) -> CrmRecord | None:
         entry = self._index.get(number)

@@ -1,4 +1,4 @@
-"""Helpers for the docker setup's tests: plain files, no Docker engine, no lab."""
+"""Helpers for the docker setup's tests (tests/docker): plain files, no Docker engine, no lab."""
 from __future__ import annotations
 
 import re
