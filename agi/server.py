@@ -158,8 +158,9 @@ class AgiServer:
         task, writer = next(iter(self._waiting.items()))
         del self._waiting[task]
         self._evicted.add(task)
-        writer.transport.abort()
+        writer.transport.abort()  # the descriptor is free now, even if the task never ran
         task.cancel()
+        self._count("evicted")
         log.warning("FastAGI: %d sessions: closed the oldest one still without its environment",
                     self.max_sessions)
 
@@ -180,12 +181,13 @@ class AgiServer:
         except Exception:
             log.exception("FastAGI: session failed")
         except asyncio.CancelledError:
-            # server closing, or pushed out at the cap while idle
-            result = "evicted" if asyncio.current_task() in self._evicted else "cancelled"
+            # server closing, or pushed out at the cap while idle (counted there)
+            result = "" if asyncio.current_task() in self._evicted else "cancelled"
             raise
         finally:
             await _close(writer)
-            self._count(result)
+            if result:
+                self._count(result)
 
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> str:
         headers = await self._read_headers(reader)

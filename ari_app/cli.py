@@ -101,6 +101,14 @@ def parser() -> argparse.ArgumentParser:
     hist = command("history", "call history")
     hist_sub = hist.add_subparsers(dest="history_command", required=True, parser_class=_Parser)
     import_args(hist_sub.add_parser("import-cdr", help="alias of `caseline import-cdr`", parents=[common]))
+    num = command("numbering", "the Russian numbering plan (callers' regions and time zones)")
+    num_sub = num.add_subparsers(dest="numbering_command", required=True, parser_class=_Parser)
+    nimp = num_sub.add_parser("import", parents=[common],
+                              help="refresh the numbering plan from the registry's CSV files")
+    nimp.add_argument("files", type=Path, nargs="+", metavar="FILE",
+                      help="registry files: ABC-3xx.csv ABC-4xx.csv ABC-8xx.csv DEF-9xx.csv")
+    nimp.add_argument("--output", type=Path, default=None,
+                      help="the plan file to write (default: caseline.yaml numbering_file)")
     command("reload", "reload routing config, directories and file CRM (ops API)")
     crm = command("crm", "CRM cache")
     crm_sub = crm.add_subparsers(dest="crm_command", required=True, parser_class=_Parser)
@@ -198,6 +206,7 @@ async def explain_command(args: argparse.Namespace) -> int:
                                           f"responsible {record.responsible or '-'}" if record else ""))
     env = p.environment
     print(f"Environment: {env.country or '-'} {env.region or ''} {env.timezone or ''}".rstrip()
+          + (f" (zone from {data['timezone_source'].replace('_', ' ')})" if data["timezone_source"] else "")
           + (f", local time {data['local_time']}" if data["local_time"] else "")
           + (" (night)" if data["night"] else "")
           + (f", legal entity {env.legal_entity.company}" if env.legal_entity else "")
@@ -227,7 +236,8 @@ async def calls_command(args: argparse.Namespace) -> int:
     for e in reversed(entries):
         print(f"{e.get('at', '?')}  {e.get('number', '?'):>14}  {e.get('class', '?'):<8} "
               f"{e.get('service', '?'):<12} prio {e.get('priority', '?'):>3}  {e.get('outcome', '?'):<14} "
-              f"{e.get('answered_by') or '-':<6} {e.get('steps', '')}")
+              f"{e.get('answered_by') or '-':<6} {e.get('steps', '')}"
+              + (f"  talked: {e['talks']}" if e.get("talks") else ""))
     return 0
 
 
@@ -284,7 +294,8 @@ async def import_cdr_command(args: argparse.Namespace) -> int:
     except OSError as e:
         raise CliError(f"import-cdr: cannot read {args.file}: {e.strerror or type(e).__name__}") from None
     settings = load_settings(args.config)
-    config = LiveConfig(args.config / settings.routing_file, args.config / settings.legal_entities_file)
+    config = LiveConfig(args.config / settings.routing_file, args.config / settings.legal_entities_file,
+                        numbering_path=args.config / settings.numbering_file)
     redis = redis_client(settings.redis.url, timeout_s=5)
     report = CdrReport()
     try:
@@ -310,6 +321,27 @@ async def import_cdr_command(args: argparse.Namespace) -> int:
     for line, reason in report.problems[:20]:
         print(f"  line {line}: {reason}")
     return 0 if report.bad == 0 else 1
+
+
+async def numbering_command(args: argparse.Namespace) -> int:
+    from ari_app.config.numbering import ImportReport, import_registry, write_plan
+    from ari_app.config.settings import load_settings
+
+    output = args.output or args.config / load_settings(args.config).numbering_file
+    report = ImportReport()
+    try:
+        ranges = import_registry(args.files, report)
+    except (OSError, ValueError) as e:
+        detail = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise CliError(f"numbering import: cannot read {getattr(e, 'filename', None) or ''}: {detail}") from None
+    if not ranges:
+        raise CliError(f"numbering import: no ranges in {', '.join(map(str, args.files))} "
+                       f"({report.summary()}); {output} left as it was")
+    write_plan(output, ranges, [f.name for f in args.files])
+    print(f"{report.summary()}\nwritten to {output}; `caseline reload` makes a running Caseline use it")
+    for source, line, reason in report.bad[:20]:
+        print(f"  {source}:{line}: {reason}")
+    return 0 if not report.bad else 1
 
 
 # --- ops API -----------------------------------------------------------------------------
@@ -361,7 +393,7 @@ async def history_command(args: argparse.Namespace) -> int:
 
 COMMANDS = {"explain": explain_command, "calls": calls_command, "replay": replay_command,
             "check-config": check_command, "check": check_command, "import-cdr": import_cdr_command,
-            "history": history_command, "reload": reload_command, "crm": crm_command,
+            "history": history_command, "numbering": numbering_command, "reload": reload_command, "crm": crm_command,
             "dialplan": dialplan_command}
 
 

@@ -25,6 +25,7 @@ from ari_app.config.settings import Settings, load_settings
 from ari_app.core.clock import SystemClock
 from ari_app.core.numbers import normalize
 from ari_app.core.ports import Clock
+from ari_app.crm.companies import CompanyLookup
 from ari_app.crm.factory import build_crm
 from ari_app.crm.service import CrmService
 from ari_app.history.cdr import learning_rules
@@ -114,7 +115,8 @@ async def build_core(settings: Settings, config_dir: Path, stack: AsyncExitStack
 
     crm = CrmService.from_settings(settings.crm, crm_client, on_result=on_crm) if crm_client else None
     config = LiveConfig(config_dir / settings.routing_file,
-                        config_dir / settings.legal_entities_file, crm)
+                        config_dir / settings.legal_entities_file, crm,
+                        numbering_path=config_dir / settings.numbering_file)
     # ~0.6 s and ~100 MB once: in the background, so a restarted process routes at once
     # (until loaded, profiles carry country and time zone but no region name)
     region_names = RegionNames()
@@ -123,7 +125,9 @@ async def build_core(settings: Settings, config_dir: Path, stack: AsyncExitStack
     # over them were the 70-85 ms pauses in bench/inprocess.py
     regions.add_done_callback(lambda _: gc.freeze())
     stack.push_async_callback(_finish, regions)
-    router = Router(config=config, history=history, crm=crm.facts if crm else None,
+    # a number the CRM does not know, of a company in the legal-entity directory: the company's record
+    crm_lookup = CompanyLookup(crm, lambda: config.current.directory) if crm else None
+    router = Router(config=config, history=history, crm=crm_lookup,
                     clock=clock or SystemClock(), windows=settings.history.windows(),
                     history_budget_s=settings.history_budget_ms / 1000,
                     crm_budget_s=settings.crm.budget_ms / 1000,

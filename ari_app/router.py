@@ -112,7 +112,8 @@ class EnvironmentLookup:
 
     def __call__(self, number: str, now: datetime) -> EnvironmentFacts:
         namer = self.region_names.namer if self.region_names is not None else None
-        return describe_number(number, now, directory=self.snapshot.directory, region_names=namer)
+        return describe_number(number, now, directory=self.snapshot.directory, region_names=namer,
+                               numbering=self.snapshot.numbering)
 
 
 class Router:

@@ -154,7 +154,7 @@ async def main_async(args) -> int:  # type: ignore[no-untyped-def]
                 router = core.router
                 run.params.update(history_contacts=world.contacts,
                                   known_in_crm=sum(c.in_crm for c in world.known),
-                                  crm_clients=len(core.crm.client._index) if hasattr(core.crm.client, "_index") else None)
+                                  crm_clients=len(core.crm.client) if hasattr(core.crm.client, "__len__") else None)
                 # warm up: every known number once (CRM cache, normalise cache, zone data)
                 for c in world.known:
                     await router.route(c.raw, "warmup")

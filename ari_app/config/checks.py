@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ari_app.config.directories import load_legal_directory
 from ari_app.config.files import ConfigError
+from ari_app.config.numbering import load_numbering_plan
 from ari_app.config.policy import policy_problems
 from ari_app.config.settings import Settings, load_settings
 
@@ -35,6 +36,12 @@ def check_config(config_dir: Path, *, routing: Path | None = None,
     if directory.exists():
         try:
             load_legal_directory(directory, known_person=known)
+        except ConfigError as e:
+            problems.append(e)
+    numbering = config_dir / settings.numbering_file
+    if numbering.exists():
+        try:
+            load_numbering_plan(numbering)
         except ConfigError as e:
             problems.append(e)
     if check_crm is not None:

@@ -71,6 +71,24 @@ class HttpCrmSettings(_Strict):
     max_body_bytes: int = Field(65536, ge=1024, le=16 * 1024 * 1024)
     headers: dict[str, str] = Field(default_factory=dict)  # static, non-secret headers
     fields: dict[str, str] = Field(default_factory=dict)  # our field -> their dotted key path
+    # a company's record by its id ({company_id}); unset: companies are not looked up
+    company_url_template: str | None = None
+
+    @field_validator("company_url_template")
+    @classmethod
+    def _company_template(cls, v: str | None) -> str | None:
+        """The same rules as url_template, with {company_id} in place of {number}."""
+        if v is None:
+            return v
+        if v.count("{company_id}") != 1:
+            raise ValueError("must contain {company_id} exactly once")
+        if "{number}" in v:
+            raise ValueError("only the {company_id} placeholder is allowed")
+        try:
+            cls._template(v.replace("{company_id}", "{number}"))
+        except ValueError as e:
+            raise ValueError(str(e).replace("{number}", "{company_id}")) from None
+        return v
 
     @field_validator("url_template")
     @classmethod

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from ari_app.config.files import load_model_doc
 from ari_app.core.environment import LegalDirectory, RegionNamer
@@ -20,11 +20,13 @@ _PREFIX_RE = re.compile(r"\+[1-9][0-9]{0,13}", re.ASCII)
 class LegalEntityEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    company: str = Field(min_length=1, max_length=200)
-    id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # to be named as a parent
+    # the company's name; `company:` is its older spelling
+    name: str = Field(min_length=1, max_length=200, validation_alias=AliasChoices("name", "company"))
+    # the company's id in the CRM (a call counts as this company's); what `parent` names
+    id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     parent: str | None = Field(None, min_length=1, max_length=64)  # the id of the parent company's entry
-    manager: str | None = Field(None, min_length=1, max_length=64)
-    abc: Literal["A", "B", "C"] | None = None
+    manager: str | None = Field(None, min_length=1, max_length=64)  # else the parent's
+    abc: Literal["A", "B", "C"] | None = None  # else the parent's
     numbers: list[str] = []  # exact E.164 numbers
     prefixes: list[str] = []  # "+7495123": every number starting with it
 
@@ -49,7 +51,8 @@ class LegalEntitiesFile(BaseModel):
 
 def directory_from_model(model: LegalEntitiesFile) -> LegalDirectory:
     """Build the directory; a number or prefix listed twice, an id given twice or a parent
-    that names no entry is a ValueError "key: reason"."""
+    that names no entry is a ValueError "key: reason". A branch without its own manager or
+    category has its parent's: its calls are the parent company's."""
     ids: dict[str, int] = {}
     for i, entry in enumerate(model.entities):
         if entry.id is not None:
@@ -62,9 +65,10 @@ def directory_from_model(model: LegalEntitiesFile) -> LegalDirectory:
     exact: dict[str, LegalEntity] = {}
     prefixes: dict[str, LegalEntity] = {}
     for i, entry in enumerate(model.entities):
-        parent = model.entities[ids[entry.parent]].company if entry.parent is not None else None
-        entity = LegalEntity(company=entry.company, manager=entry.manager, abc=entry.abc,
-                             id=entry.id, parent=parent)
+        parent = model.entities[ids[entry.parent]] if entry.parent is not None else None
+        entity = LegalEntity(company=entry.name, manager=entry.manager or (parent.manager if parent else None),
+                             abc=entry.abc or (parent.abc if parent else None), id=entry.id,
+                             parent=parent.name if parent else None, parent_id=entry.parent)
         for table, keys in ((exact, entry.numbers), (prefixes, entry.prefixes)):
             for key in keys:
                 if key in table:

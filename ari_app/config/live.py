@@ -10,8 +10,10 @@ from typing import Protocol
 
 from ari_app.config.directories import load_legal_directory
 from ari_app.config.files import ConfigError
+from ari_app.config.numbering import load_numbering_plan
 from ari_app.config.policy import load_policy
 from ari_app.core.environment import LegalDirectory
+from ari_app.core.numbering import NumberingPlan
 from ari_app.core.policy import Policy
 
 log = logging.getLogger("caseline.config")
@@ -23,6 +25,7 @@ class Snapshot:
 
     policy: Policy
     directory: LegalDirectory
+    numbering: NumberingPlan | None = None  # None: callers' zones from phonenumbers only
 
 
 class Reloadable(Protocol):
@@ -33,10 +36,11 @@ class LiveConfig:
     """The routing policy and directories, reloadable; a broken file keeps the old ones."""
 
     def __init__(self, routing_path: Path, directory_path: Path,
-                 crm: Reloadable | None = None) -> None:
+                 crm: Reloadable | None = None, numbering_path: Path | None = None) -> None:
         self.routing_path = routing_path
         self.directory_path = directory_path
         self.crm = crm
+        self.numbering_path = numbering_path
         self.current = self._load()
         self.loaded_at = time.time()
 
@@ -48,7 +52,10 @@ class LiveConfig:
                                              known_person=lambda pid: policy.person(pid) is not None)
         else:
             directory = LegalDirectory({}, {})
-        return Snapshot(policy, directory)
+        numbering = None
+        if self.numbering_path is not None and self.numbering_path.exists():
+            numbering = load_numbering_plan(self.numbering_path)  # cached until the file changes
+        return Snapshot(policy, directory, numbering)
 
     def reload(self) -> None:
         """Load everything first, then swap: either all of it changes or nothing does."""

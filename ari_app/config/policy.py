@@ -19,6 +19,7 @@ from ari_app.config.files import (
     validate_doc,
     validation_to_config_error,
 )
+from ari_app.core import public_holidays
 from ari_app.core.policy import DYNAMIC_REFS, TERMINAL_REFS, Policy, Ref, RefKind, Rule
 
 
@@ -166,6 +167,34 @@ def cross_check(policy: Policy) -> list[tuple[str, str]]:
         problems.append((f"hours.after_hours.{field}", f"required when action is {ah.action}"))
     if p.hours.enabled and not any(p.hours.spans(d) for d in range(7)):
         problems.append(("hours", "enabled but no working hours on any day (set enabled: false for 24/7)"))
+    problems.extend(holiday_problems(p))
+    return problems
+
+
+def holiday_problems(policy: Policy) -> list[tuple[str, str]]:
+    """The holiday calendar: a country and subdivision the `holidays` package knows (this
+    also builds the calendar, so no call pays for it), and working days that are public
+    holidays of that country and not also our own closed days."""
+    hours, country = policy.hours, policy.holiday_country
+    problems: list[tuple[str, str]] = []
+    if country is not None:
+        why = public_holidays.problem(country, hours.subdivision)
+        if why is not None:
+            key = "hours.subdivision" if why.startswith("unknown subdivision") else (
+                "hours.country" if hours.country else "company.country")
+            return [(key, why)]
+    elif hours.subdivision is not None:
+        problems.append(("hours.subdivision", "needs a country (hours.country or company.country)"))
+    own = set(hours.holidays)
+    for i, day in enumerate(hours.working_days):
+        key = f"hours.working_days.{i}"
+        if country is None:
+            problems.append((key, "no public holidays to work on (set hours.country or company.country)"))
+        elif day in own:
+            problems.append((key, f"{day} is also in hours.holidays"))
+        elif public_holidays.holiday_name(country, hours.subdivision, day) is None:
+            problems.append((key, f"{day} is not a public holiday in {country}: only public holidays "
+                                  "can be made working days"))
     return problems
 
 
@@ -212,4 +241,5 @@ def ivr_traps(policy: Policy) -> list[tuple[str, str]]:
     return problems
 
 
-__all__ = ["ConfigError", "cross_check", "ivr_traps", "load_policy", "load_policy_bytes", "parse_policy"]
+__all__ = ["ConfigError", "cross_check", "holiday_problems", "ivr_traps", "load_policy", "load_policy_bytes",
+           "parse_policy"]

@@ -94,6 +94,7 @@ class Settings(Strict):
     crm: CrmSettings = CrmSettings()
     routing_file: str = "routing.yaml"  # relative to the config folder
     legal_entities_file: str = "legal_entities.yaml"
+    numbering_file: str = "numbering/ru.csv"  # `caseline numbering import` writes it
     decision_log_max: int = Field(10_000, ge=100, le=10_000_000)  # capped Redis stream
     config_dir: str = ""
 

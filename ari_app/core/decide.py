@@ -1,15 +1,16 @@
 """decide(profile, policy, now) -> Decision: service, priority and route for one call.
 
-Pure: no I/O, no clock, no randomness (time zone data is read through zoneinfo's cache).
+Pure: no I/O, no clock, no randomness (time zone data is read through zoneinfo's cache,
+public holidays are computed by the `holidays` package: core/public_holidays.py).
 Rules run in this fixed order; the first that matches decides (docs/routing.md):
 
-  1 hours          closed (holiday / outside working hours) -> after-hours action,
-                   unless rule 2 matches and overrides_after_hours is set
+  1 hours          closed (own or public holiday / outside working hours) -> after-hours
+                   action, unless rule 2 matches and overrides_after_hours is set
   2 night_far_tz   caller's local time is night and their UTC offset is far from ours
   3 context        open claim, then delivery today (CRM)
   4 callback       missed / after_talk (history)
   5 repeat         (history; bigger boost if we missed the previous call)
-  6 abc            A / B / C (CRM or legal-entity directory)
+  6 abc            A / B / C (CRM or legal-entity directory; a CRM VIP at least `vip.serve_as`)
   7 classes        old (old, repeat, callback) / new
   8 default        defaults.target (the operators queue)
 
@@ -86,6 +87,8 @@ def _decide(profile: CallerProfile, policy: Policy, now: datetime) -> Decision:
     caller_local, caller_off = _caller_time(profile, now)
     reasons.append(Reason("inputs", _inputs_text(profile, policy, company_local, caller_local, caller_off)))
     reasons.extend(_degraded(profile))
+    if _is_vip(profile):
+        reasons.append(Reason("vip", _vip_text(policy, profile)))
 
     closed = _closed(policy, company_local)
     night = _night(policy, caller_local, caller_off, company_local)
@@ -121,9 +124,10 @@ def _candidates(policy: Policy, profile: CallerProfile) -> Iterator[tuple[str, R
             found.append(("callback.missed", r.callback.missed, kind))
     if h.cls is HistoryClass.REPEAT:
         found.append(("repeat", r.repeat, "repeat call" + (" after a call we missed" if h.previous_missed else "")))
-    abc = _abc(profile)
+    abc = _abc(profile, policy)
     if abc:
-        found.append((f"abc.{abc}", getattr(r.abc, abc), f"ABC category {abc}"))
+        vip = " (VIP)" if _is_vip(profile) else ""
+        found.append((f"abc.{abc}", getattr(r.abc, abc), f"ABC category {abc}{vip}"))
     if h.cls is HistoryClass.NEW:
         found.append(("classes.new", r.classes.new, "new caller"))
     else:
@@ -135,7 +139,7 @@ def _candidates(policy: Policy, profile: CallerProfile) -> Iterator[tuple[str, R
 
 def _fire(policy: Policy, profile: CallerProfile, rule_id: str, rule: Rule, why: str, reasons: list[Reason], *, closed: bool) -> Decision:
     target, notes = _resolve(policy, rule.target, profile)
-    segment = _segment(profile)
+    segment = _segment(profile, policy)
     chain_id = rule.chain or _value_chain(policy, profile)
     if closed and isinstance(rule, NightRule) and rule.closed_chain:
         chain_id = rule.closed_chain
@@ -149,24 +153,34 @@ def _fire(policy: Policy, profile: CallerProfile, rule_id: str, rule: Rule, why:
         boost = rule.boost
         if isinstance(rule, RepeatRule) and profile.history.previous_missed:
             boost = rule.boost_if_previous_missed
-        priority = _clamp(base + boost)
-        ptext = f"{priority} ({policy.strategy.mode} mode, {segment} base {base}, boost {boost:+d})"
+        vip = _vip_boost(policy, profile)
+        priority = _clamp(base + boost + vip)
+        ptext = (f"{priority} ({policy.strategy.mode} mode, {segment} base {base}, boost {boost:+d}"
+                 + (f", VIP {vip:+d})" if vip else ")"))
     route = _route(policy, rule.intro, target, policy.chains[chain_id], rule.ring_timeout_s or policy.defaults.ring_timeout_s)
     note = f" ({'; '.join(notes)})" if notes else ""
     reasons.append(Reason(rule_id, f"{why} -> {target}{note}"))
     reasons.append(Reason("priority", ptext))
     if target.kind in (RefKind.MANAGER, RefKind.SUPERVISOR):
-        reasons.append(Reason("chain", f"fallback chain '{chain_id}'" + ("" if rule.chain else f" (by client value {_abc(profile) or 'unknown'})")))
+        by_value = "" if rule.chain else f" (by client value {_abc(profile, policy) or 'unknown'})"
+        reasons.append(Reason("chain", f"fallback chain '{chain_id}'{by_value}"))
     return Decision(_service(route), priority, route, tuple(reasons))
 
 
 def _default(policy: Policy, profile: CallerProfile, reasons: list[Reason]) -> Decision:
-    segment = _segment(profile)
-    priority = getattr(policy.strategy.table, segment)
+    priority, ptext = _base_priority(policy, profile)
     route = _route(policy, None, policy.defaults.target, policy.chains[policy.chain_by_value.unknown], policy.defaults.ring_timeout_s)
     reasons.append(Reason("default", f"no rule matched -> {policy.defaults.target}"))
-    reasons.append(Reason("priority", f"{priority} ({policy.strategy.mode} mode, {segment} base)"))
+    reasons.append(Reason("priority", ptext))
     return Decision(_service(route), priority, route, tuple(reasons))
+
+
+def _base_priority(policy: Policy, profile: CallerProfile) -> tuple[int, str]:
+    """The segment's base priority (plus a VIP's boost) and how it was computed."""
+    segment = _segment(profile, policy)
+    base, vip = getattr(policy.strategy.table, segment), _vip_boost(policy, profile)
+    text = f"{policy.strategy.mode} mode, {segment} base" + (f" {base}, VIP {vip:+d}" if vip else "")
+    return _clamp(base + vip), f"{_clamp(base + vip)} ({text})"
 
 
 def _after_hours(policy: Policy, profile: CallerProfile, closed: tuple[str, str], reasons: list[Reason]) -> Decision:
@@ -178,8 +192,7 @@ def _after_hours(policy: Policy, profile: CallerProfile, closed: tuple[str, str]
         steps.append(RouteStep(StepKind.VOICEMAIL, policy.mailbox_of(ah.mailbox)))
     else:  # callback_request: the intro says we will call back; the executor files the request
         steps.append(RouteStep(StepKind.HANGUP, ""))
-    segment = _segment(profile)
-    priority = getattr(policy.strategy.table, segment)
+    priority, _ = _base_priority(policy, profile)
     reasons.append(Reason(closed[0], f"{closed[1]} -> after-hours action: {ah.action}"))
     return Decision(_service(tuple(steps)), priority, tuple(steps), tuple(reasons), callback_request=ah.action == "callback_request")
 
@@ -266,15 +279,42 @@ def _service(route: Sequence[RouteStep]) -> Service:
 # --- inputs ----------------------------------------------------------------------------
 
 
-def _abc(profile: CallerProfile) -> str | None:
+def _abc(profile: CallerProfile, policy: Policy) -> str | None:
+    """The category decide serves: the CRM's (else the directory's), raised to
+    `vip.serve_as` for a CRM VIP."""
     raw = profile.abc
     abc = raw.strip().upper() if isinstance(raw, str) else None
-    return abc if abc in ("A", "B", "C") else None
+    abc = abc if abc in ("A", "B", "C") else None
+    floor = policy.vip.serve_as if _is_vip(profile) else None
+    if floor is not None and (abc is None or floor < abc):  # "A" < "B": A ranks higher
+        return floor
+    return abc
 
 
-def _segment(profile: CallerProfile) -> str:
+def _is_vip(profile: CallerProfile) -> bool:
+    rec = profile.crm.record
+    return rec is not None and rec.vip is True
+
+
+def _vip_boost(policy: Policy, profile: CallerProfile) -> int:
+    return policy.vip.boost if _is_vip(profile) else 0
+
+
+def _vip_text(policy: Policy, profile: CallerProfile) -> str:
+    rec = profile.crm.record
+    own = rec.abc.strip().upper() if rec is not None and isinstance(rec.abc, str) and rec.abc.strip() else None
+    served = _abc(profile, policy)
+    text = "CRM: VIP client"
+    if served is not None and served != own:
+        text += f", served as {served} (own category {_clean(own, 8) if own else 'none'})"
+    if policy.vip.boost:
+        text += f", base priority {policy.vip.boost:+d}"
+    return text
+
+
+def _segment(profile: CallerProfile, policy: Policy) -> str:
     """Key into the strategy priority table: A/B/C, else new/old, else unknown."""
-    abc = _abc(profile)
+    abc = _abc(profile, policy)
     if abc:
         return abc
     if profile.number is None or profile.history.status not in (SourceStatus.OK, SourceStatus.UNKNOWN):
@@ -284,7 +324,7 @@ def _segment(profile: CallerProfile) -> str:
 
 def _value_chain(policy: Policy, profile: CallerProfile) -> str:
     """The fallback chain chosen by client value (ABC category, else `unknown`)."""
-    return getattr(policy.chain_by_value, _abc(profile) or "unknown")
+    return getattr(policy.chain_by_value, _abc(profile, policy) or "unknown")
 
 
 def _degraded(profile: CallerProfile) -> list[Reason]:
@@ -304,7 +344,7 @@ def _inputs_text(profile: CallerProfile, policy: Policy, company_local: datetime
         "caller ID withheld or unparseable" if profile.number is None else "caller identified",
         f"class={h.cls}" + (" (previous call missed)" if h.cls is HistoryClass.REPEAT and h.previous_missed else ""),
         f"callback={h.callback_kind or '-'}",
-        f"abc={_abc(profile) or '-'}",
+        f"abc={_abc(profile, policy) or '-'}" + (" (VIP)" if _is_vip(profile) else ""),
         f"holder={_clean(profile.case_holder or '-', 40)}",
         f"history={h.status}",
         f"crm={c.status}",
@@ -376,7 +416,10 @@ def _closed(policy: Policy, local: datetime | None) -> tuple[str, str] | None:
         return None
     day = local.date()
     if day in hours.holidays:
-        return "hours.holiday", f"holiday {day.isoformat()}"
+        return "hours.holiday", f"holiday {day.isoformat()} (hours.holidays)"
+    public = policy.public_holiday(day)
+    if public is not None:
+        return "hours.holiday", f"public holiday {day.isoformat()}: {_clean(public, 60)} ({policy.holiday_country})"
     minute = local.hour * 60 + local.minute
     spans = hours.spans(local.weekday())
     if any(s.contains(minute) for s in spans):

@@ -12,6 +12,7 @@ from phonenumbers import carrier as _carrier
 from phonenumbers import timezone as _timezone
 
 from ari_app.core.models import EnvironmentFacts, LegalEntity
+from ari_app.core.numbering import NumberingPlan
 from ari_app.core.numbers import is_e164
 from ari_app.core.zones import zone
 
@@ -85,23 +86,33 @@ def describe_number(
     *,
     directory: LegalDirectory | None = None,
     region_names: RegionNamer | None = None,
+    numbering: NumberingPlan | None = None,
     lang: str = "en",
 ) -> EnvironmentFacts:
-    """Environment facts for a strict E.164 number; empty facts for anything else."""
+    """Environment facts for a strict E.164 number; empty facts for anything else.
+
+    The numbering plan, where it holds the number, gives region and zone (phonenumbers
+    knows no zone for a Russian mobile); other numbers keep phonenumbers' answer."""
     if not is_e164(number):
         return EnvironmentFacts()
     legal = directory.lookup(number) if directory is not None else None
     facts = _number_facts(number, lang, region_names)
     if facts is None:
         return EnvironmentFacts(legal_entity=legal)
-    tz_name, offset = _agreed_offset(facts.zones, now)
+    place = numbering.lookup(number) if numbering is not None else None
+    tz_name, offset = _agreed_offset((place.timezone,), now) if place and place.timezone else (None, None)
+    source = "numbering_plan" if tz_name else None
+    if tz_name is None:
+        tz_name, offset = _agreed_offset(facts.zones, now)
+        source = "phonenumbers" if tz_name else None
     return EnvironmentFacts(
         country=facts.country,
-        region=facts.region,
+        region=place.region if place else facts.region,
         timezone=tz_name,
         carrier=facts.carrier,
         utc_offset_hours=offset,
         legal_entity=legal,
+        timezone_source=source,
     )
 
 

@@ -79,11 +79,12 @@ def explain_data(profile: CallerProfile, decision: Decision, policy: Policy, at:
         "region": env.region,
         "carrier": env.carrier,
         "timezone": env.timezone,
-        # the only source of a caller's zone so far: the number's own metadata
-        "timezone_source": "phonenumbers" if env.timezone else None,
+        # profiles kept before the numbering plan had only phonenumbers' zones
+        "timezone_source": (env.timezone_source or "phonenumbers") if env.timezone else None,
         "local_time": _iso(local),
         "night": is_night(policy, local),
-        "company": {"id": legal.id, "name": legal.company, "parent": legal.parent} if legal else None,
+        "company": {"id": legal.id, "name": legal.company, "parent": legal.parent,
+                    "parent_id": legal.parent_id} if legal else None,
         "crm": crm,
         "crm_status": status,
         "decision": decision_data(decision),

@@ -107,8 +107,15 @@ class LegalEntity:
     company: str
     manager: str | None = None
     abc: str | None = None
-    id: str | None = None  # the directory entry's id, if it has one
+    id: str | None = None  # the company's id (what the CRM is asked for), if the directory gives one
     parent: str | None = None  # the parent company's name, if the directory names one
+    parent_id: str | None = None  # the parent company's id
+
+    @property
+    def crm_company(self) -> str | None:
+        """The company whose CRM record a call from this entity counts as: the parent, else
+        the company itself."""
+        return self.parent_id or self.id
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +128,7 @@ class EnvironmentFacts:
     carrier: str | None = None
     utc_offset_hours: float | None = None
     legal_entity: LegalEntity | None = None
+    timezone_source: str | None = None  # "numbering_plan" | "phonenumbers" | None (no zone)
 
 
 @dataclass(frozen=True, slots=True)

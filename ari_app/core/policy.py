@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from ari_app.core.learning import Role
+from ari_app.core.public_holidays import holiday_name
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -36,6 +37,8 @@ Digits = Annotated[str, Field(pattern=r"^[0-9*#]{1,4}$")]
 Priority = Annotated[int, Field(ge=0, le=100)]  # Asterisk QUEUE_PRIO: higher is served first
 Boost = Annotated[int, Field(ge=-100, le=100)]
 RingTimeout = Annotated[int, Field(ge=1, le=120)]
+Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]  # ISO 3166-1 alpha-2
+Abc = Literal["A", "B", "C"]
 
 
 class RefKind(StrEnum):
@@ -172,6 +175,7 @@ class IvrMenu(_Model):
 class Company(_Model):
     name: str = ""
     timezone: str
+    country: Country | None = None  # where the company is: whose public holidays close it
 
     @field_validator("timezone")
     @classmethod
@@ -199,7 +203,12 @@ class Hours(_Model):
     fri: tuple[DaySpan, ...] = ()
     sat: tuple[DaySpan, ...] = ()
     sun: tuple[DaySpan, ...] = ()
-    holidays: tuple[date, ...] = ()
+    # public holidays (the `holidays` package) of this country; default company.country;
+    # "none": only the dates below
+    country: Country | Literal["none"] | None = None
+    subdivision: str | None = Field(None, pattern=r"^[A-Za-z0-9-]{1,8}$")  # regional holidays
+    holidays: tuple[date, ...] = ()  # our own closed days, on top of the public holidays
+    working_days: tuple[date, ...] = ()  # public holidays on which we work anyway
     after_hours: AfterHours
 
     def spans(self, weekday: int) -> tuple[Span, ...]:
@@ -218,9 +227,29 @@ class PriorityTable(_Model):
 
 
 class Strategy(_Model):
+    """Which callers go first (mission.md): expansion serves the new callers the company paid
+    to attract first; retention the valuable clients it already has."""
+
     mode: Literal["expansion", "retention"]
     expansion: PriorityTable
     retention: PriorityTable
+
+    @field_validator("expansion")
+    @classmethod
+    def _new_first(cls, t: PriorityTable) -> PriorityTable:
+        above = [k for k in ("A", "B", "C", "old") if getattr(t, k) > t.new]
+        if above:
+            raise ValueError(f"{', '.join(above)} above new ({t.new}): expansion mode serves new callers first")
+        return t
+
+    @field_validator("retention")
+    @classmethod
+    def _valuable_first(cls, t: PriorityTable) -> PriorityTable:
+        below = [k for k in ("A", "B", "old") if getattr(t, k) < t.new]
+        if below:
+            raise ValueError(f"new ({t.new}) above {', '.join(below)}: retention mode serves "
+                             "valuable existing clients first")
+        return t
 
     @property
     def table(self) -> PriorityTable:
@@ -243,6 +272,14 @@ class Chain(_Model):
     @property
     def escalates(self) -> bool:
         return "escalate" in (self.on_busy, self.on_no_answer, self.on_unavailable)
+
+
+class Vip(_Model):
+    """What the CRM's `vip` flag means: a VIP is served at least as `serve_as` (that
+    category's rule, fallback chain and base priority) and gets `boost` on its base priority."""
+
+    serve_as: Abc | None = "A"  # null: a VIP keeps its own category
+    boost: Boost = 0  # added to a VIP's base priority (not to a rule's fixed `priority`)
 
 
 class ChainByValue(_Model):
@@ -326,12 +363,28 @@ class Policy(_Model):
     ivr: dict[Id, IvrMenu] = {}
     hours: Hours
     strategy: Strategy
+    vip: Vip = Vip()
     chains: dict[Id, Chain] = Field(min_length=1)
     chain_by_value: ChainByValue
     rules: Rules = Rules()
     defaults: Defaults
 
     # --- lookups for decide() and the executor -------------------------------------
+    @property
+    def holiday_country(self) -> str | None:
+        """The country whose public holidays close the company (hours.country, else
+        company.country), or None."""
+        country = self.hours.country or self.company.country
+        return None if country == "none" else country
+
+    def public_holiday(self, day: date) -> str | None:
+        """The public holiday's name when `day` is one the company keeps (not in
+        hours.working_days), else None."""
+        country = self.holiday_country
+        if country is None or day in self.hours.working_days:
+            return None
+        return holiday_name(country, self.hours.subdivision, day)
+
     def person(self, person_id: str) -> tuple[str, Person] | None:
         """("manager" | "supervisor", Person) for a known id, else None."""
         if person_id in self.people.managers:

@@ -5,9 +5,14 @@ circuit breaker live in `service.py`, so every adapter gets them for free.
 """
 from __future__ import annotations
 
+import re
 from typing import Protocol, runtime_checkable
 
 from ari_app.core.models import CrmRecord
+
+# A company id as the legal-entity directory writes it (config/directories.py): the only
+# thing besides a strict E.164 number that is ever sent to a CRM.
+COMPANY_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", re.ASCII)
 
 
 @runtime_checkable
@@ -18,6 +23,12 @@ class CrmClient(Protocol):
         Raises CrmUnavailable (could not get an answer, or the CRM answered with an error)
         or CrmBadAnswer (answered something we cannot read).
         """
+        ...
+
+    async def lookup_company(self, company_id: str) -> CrmRecord | None:
+        """The record of the company with this id (COMPANY_ID_RE), or None if the CRM does
+        not know it: a branch calling from a number the CRM does not know is identified as
+        its parent company (the legal-entity directory names it). Raises as `lookup`."""
         ...
 
 

@@ -5,6 +5,8 @@ lab, for integrators who want a working example, and for our own tests.
 
     python -m ari_app.crm.reference_server --clients config/clients.yaml --port 8085
 
+GET /clients/{number} finds a client by number, GET /companies/{company_id} by its id.
+
 If CASELINE_CRM_TOKEN is set, requests must carry `Authorization: Bearer <token>`.
 SIGHUP reloads the directory (a broken file keeps the old one).
 """
@@ -26,6 +28,7 @@ from ari_app.config.files import ConfigError
 from ari_app.core.models import CrmRecord
 from ari_app.core.numbers import is_e164
 from ari_app.crm.adapters.file import FileCrm
+from ari_app.crm.base import COMPANY_ID_RE
 
 log = logging.getLogger("caseline.crm.reference")
 
@@ -54,21 +57,36 @@ def _error(status: int, code: str) -> web.Response:
     return web.json_response({"error": code}, status=status)
 
 
-async def _client(request: web.Request) -> web.Response:
+def _authorized(request: web.Request) -> bool:
     token = request.app[TOKEN_KEY]
-    if token:
-        # aiohttp keeps non-UTF-8 header bytes as surrogates: "surrogatepass" encodes any str,
-        # so a Latin-1 byte is a wrong token (401), not an encoding error (500)
-        given = request.headers.get("Authorization", "").encode("utf-8", "surrogatepass")
-        if not hmac.compare_digest(given, f"Bearer {token}".encode()):
-            return _error(401, "unauthorized")
+    if not token:
+        return True
+    # aiohttp keeps non-UTF-8 header bytes as surrogates: "surrogatepass" encodes any str,
+    # so a Latin-1 byte is a wrong token (401), not an encoding error (500)
+    given = request.headers.get("Authorization", "").encode("utf-8", "surrogatepass")
+    return hmac.compare_digest(given, f"Bearer {token}".encode())
+
+
+def _answer(record: CrmRecord | None) -> web.Response:
+    return _error(404, "not_found") if record is None else web.json_response(record_to_json(record))
+
+
+async def _client(request: web.Request) -> web.Response:
+    if not _authorized(request):
+        return _error(401, "unauthorized")
     number = request.match_info["number"]  # already percent-decoded: "%2B7..." -> "+7..."
     if not is_e164(number):
         return _error(400, "bad_number")
-    record = await request.app[CRM_KEY].lookup(number)
-    if record is None:
-        return _error(404, "not_found")
-    return web.json_response(record_to_json(record))
+    return _answer(await request.app[CRM_KEY].lookup(number))
+
+
+async def _company(request: web.Request) -> web.Response:
+    if not _authorized(request):
+        return _error(401, "unauthorized")
+    company_id = request.match_info["company_id"]
+    if not COMPANY_ID_RE.fullmatch(company_id):
+        return _error(400, "bad_company_id")
+    return _answer(await request.app[CRM_KEY].lookup_company(company_id))
 
 
 async def _health(request: web.Request) -> web.Response:
@@ -80,6 +98,7 @@ def make_app(crm: FileCrm, token: str | None = None) -> web.Application:
     app[CRM_KEY] = crm
     app[TOKEN_KEY] = token or ""
     app.router.add_get("/clients/{number}", _client)
+    app.router.add_get("/companies/{company_id}", _company)
     app.router.add_get("/healthz", _health)
     return app
 

@@ -10,6 +10,9 @@ broken CRM degrades one input of the decision, it must never hold a ringing call
   per number and its timeout counts once towards the breaker.
 - Cache: records for `cache_ttl_s`, "unknown" for `unknown_ttl_s`; failures are never cached.
   A request whose number was invalidated while in flight does not write its answer back.
+
+`company_facts(id)` asks for a company by its id the same way (same breaker; cached under
+"company:<id>", which no E.164 number can be), within the budget its caller has left.
 """
 from __future__ import annotations
 
@@ -17,13 +20,14 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ari_app.config.crm_settings import CrmSettings
 from ari_app.core.models import CrmFacts, CrmRecord, SourceStatus
 from ari_app.core.numbers import is_e164, mask
 from ari_app.crm.base import (
+    COMPANY_ID_RE,
     CrmBadAnswer,
     CrmClient,
     CrmError,
@@ -41,6 +45,7 @@ ResultHook = Callable[[str, float], None]  # (SourceStatus value, seconds spent 
 # ends itself at the deadline (and reports TIMEOUT); this only guards against an adapter
 # that swallows cancellation.
 GRACE_S = 0.02
+COMPANY_KEY = "company:"  # cache and single-flight key prefix of company look-ups
 
 
 @dataclass(slots=True)
@@ -112,13 +117,36 @@ class CrmService:
             return CrmFacts(SourceStatus.SKIPPED, detail="CRM disabled")
         if not is_e164(number):  # never send something else to a CRM
             return CrmFacts(SourceStatus.SKIPPED, detail="number is not E.164")
+        client = self.client
+        return await self._ask(number, lambda: client.lookup(number), self.budget_s, f"crm-lookup {mask(number)}")
 
-        cached = self._cache.get(number)
+    async def company_facts(self, company_id: str, *, budget_s: float | None = None) -> CrmFacts:
+        """What the CRM says about a company (by its id), within `budget_s` (default: the
+        per-call budget); never raises, like facts()."""
+        started = time.perf_counter()
+        result = await self._company_facts(company_id, self.budget_s if budget_s is None else budget_s)
+        self._report(result.status, time.perf_counter() - started)
+        return result
+
+    async def _company_facts(self, company_id: str, budget_s: float) -> CrmFacts:
+        self.stats["calls"] += 1
+        if self.client is None:
+            return CrmFacts(SourceStatus.SKIPPED, detail="CRM disabled")
+        if not isinstance(company_id, str) or not COMPANY_ID_RE.fullmatch(company_id):
+            return CrmFacts(SourceStatus.SKIPPED, detail="not a company id")
+        client = self.client
+        return await self._ask(COMPANY_KEY + company_id, lambda: client.lookup_company(company_id), budget_s,
+                               f"crm-company {company_id}")
+
+    async def _ask(self, key: str, fetch: Callable[[], Awaitable[CrmRecord | None]], budget_s: float,
+                   name: str) -> CrmFacts:
+        """The cached answer, a share of the request in flight for `key`, or a new request."""
+        cached = self._cache.get(key)
         if not TtlLru.is_miss(cached):
             self.stats["cache_hits"] += 1
             return self._answer(cached, "cached")  # type: ignore[arg-type]
 
-        flight = self._inflight.get(number)
+        flight = self._inflight.get(key)
         if flight is not None:
             self.stats["joined"] += 1
         else:
@@ -127,9 +155,9 @@ class CrmService:
                     SourceStatus.BREAKER_OPEN,
                     detail=f"CRM failing, next probe in {self.breaker.retry_in():.0f} s",
                 )
-            deadline = asyncio.get_running_loop().time() + self.budget_s
-            task = asyncio.create_task(self._fetch(number, deadline), name=f"crm-lookup {mask(number)}")
-            flight = self._inflight[number] = _Flight(task, deadline)
+            deadline = asyncio.get_running_loop().time() + budget_s
+            task = asyncio.create_task(self._fetch(key, fetch, deadline), name=name)
+            flight = self._inflight[key] = _Flight(task, deadline)
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         try:
@@ -139,14 +167,16 @@ class CrmService:
         except TimeoutError:
             return self._timeout()
 
-    async def _fetch(self, number: str, deadline: float) -> CrmFacts:
-        """One request to the CRM; never raises (its outcome is what callers share)."""
+    async def _fetch(self, key: str, fetch: Callable[[], Awaitable[CrmRecord | None]],
+                     deadline: float) -> CrmFacts:
+        """One request to the CRM; never raises (its outcome is what callers share).
+        `key` is a number, or COMPANY_KEY + a company id."""
         self.stats["requests"] += 1
         me = asyncio.current_task()
         try:
             try:
                 async with asyncio.timeout_at(deadline):
-                    record = await self.client.lookup(number)  # type: ignore[union-attr]
+                    record = await fetch()
             except TimeoutError:
                 return self._failed(self._timeout())
             except CrmBadAnswer as e:
@@ -163,12 +193,12 @@ class CrmService:
             if record is not None and not isinstance(record, CrmRecord):
                 return self._failed(CrmFacts(SourceStatus.MALFORMED, detail="adapter returned a non-record"))
             self._succeeded()
-            if self._is_current(number, me):  # not invalidated meanwhile
-                self._cache.put(number, record, self.cache_ttl_s if record else self.unknown_ttl_s)
+            if self._is_current(key, me):  # not invalidated meanwhile
+                self._cache.put(key, record, self.cache_ttl_s if record else self.unknown_ttl_s)
             return self._answer(record, "")
         finally:
-            if self._is_current(number, me):
-                del self._inflight[number]
+            if self._is_current(key, me):
+                del self._inflight[key]
 
     def _is_current(self, number: str, task: asyncio.Task[CrmFacts] | None) -> bool:
         flight = self._inflight.get(number)
@@ -207,7 +237,7 @@ class CrmService:
             swap_client = prepare()
         elif reload is not None:  # an adapter without two steps swaps by itself, here
             count = reload()
-            swap_client = lambda: count  # noqa: E731
+            swap_client = lambda: count
         else:
             return lambda: None  # nothing to reload (HTTP, Bitrix24): the cache stays, as in reload()
 

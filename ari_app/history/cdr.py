@@ -170,7 +170,9 @@ def learn_call(rows: Sequence[CdrRow], rules: LearningRules) -> tuple[str, Conta
     """
     if not rows:
         return None
-    first = rows[0]
+    # The call's first channel: the one whose uniqueid is the linkedid (Asterisk gives a call
+    # the id of its oldest channel), else the first record's party A.
+    first = next((r for r in rows if r.linkedid and r.uniqueid == r.linkedid), rows[0])
     caller_person = rules.person(first.channel)
     if caller_person is None:
         if _local_base(first.channel):

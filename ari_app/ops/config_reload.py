@@ -59,3 +59,8 @@ class ConfigReloads:
         for task in list(self._signalled):
             task.cancel()
         await asyncio.gather(*self._signalled, return_exceptions=True)
+
+    async def wait_signalled(self) -> None:
+        """Until the reloads SIGHUP asked for so far are done."""
+        while self._signalled:
+            await asyncio.gather(*self._signalled, return_exceptions=True)

@@ -21,6 +21,7 @@ from pydantic import SecretStr
 from ari_app.core.models import CallerProfile, Decision
 from ari_app.core.numbers import UNIDENTIFIED
 from ari_app.core.numbers import mask as mask_digits
+from ari_app.ops.log_flood import RepeatFilter
 
 CALL_LOG = "caseline.calls"
 MAX_TEXT = 300
@@ -176,10 +177,13 @@ class JsonFormatter(logging.Formatter):
 
 def configure_json_logging(level: str = "INFO", *, mask_numbers: bool = True,
                            stream: IO[str] | None = None) -> logging.Handler:
-    """Route the root logger to one JSON-lines handler (replacing existing handlers)."""
+    """Route the root logger to one JSON-lines handler (replacing existing handlers).
+
+    Repeated warnings and errors are rate-limited (log_flood.RepeatFilter); INFO lines never."""
     set_mask_numbers(mask_numbers)
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(RepeatFilter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -53,6 +53,6 @@ class Readiness:
         try:
             async with asyncio.timeout(self.timeout):
                 return bool(await check()) is True
-        except Exception as e:  # a failing or slow check means "not ready", never a 500
+        except Exception as e:  # noqa: BLE001 - a failing or slow check is "not ready", never a 500
             log.warning("readiness check failed: %s", type(e).__name__)
             return False

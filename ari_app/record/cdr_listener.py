@@ -30,6 +30,7 @@ from ari_app.config.settings import AmiSettings
 from ari_app.core.models import Contact
 from ari_app.core.ports import HistoryStore
 from ari_app.history.cdr import CdrRow, LearningRules, learn_call, parse_row
+from ari_app.record.outcomes import LEARNED_KEY
 from ari_app.record.pending_writes import PendingWrites
 
 log = logging.getLogger("caseline.record.cdr")
@@ -40,7 +41,6 @@ _FIELDS = ("AccountCode", "Source", "Destination", "DestinationContext", "Caller
            "UserField", "LinkedID")
 MAX_OPEN_CALLS = 10_000  # calls whose records are still arriving; beyond: learn the oldest now
 MAX_ROWS_PER_CALL = 50  # a call with more records than this is a loop, not a conversation
-LEARNED_KEY = "caseline:learned:"  # + call id: who talked, for the decision log
 LEARNED_TTL_S = 7 * 86_400
 
 
@@ -149,7 +149,7 @@ class CdrListener:
 
     async def learn(self, rows: list[CdrRow]) -> int:
         """Record one call's contact in history (and who talked, for the decision log)."""
-        learned = learn_call(sorted(rows, key=lambda r: r.start), self.rules())
+        learned = learn_call(rows, self.rules())  # in the order Asterisk posted them
         if learned is None:
             return 0
         number, contact = learned

@@ -21,6 +21,7 @@ from ari_app.record.pending_writes import PendingWrites
 from ari_app.record.profile_json import profile_to_json
 
 DECISION_LOG = "caseline:decisions"
+LEARNED_KEY = "caseline:learned:"  # + call id: who talked (record/cdr_listener.py)
 # Calls handed to the operators' queue are recorded from Asterisk's CDR (the queue knows who
 # answered); everything else is recorded here, once, when the call task ends.
 RECORDED_HERE = frozenset({OutcomeResult.ANSWERED, OutcomeResult.CALLER_HUNG_UP,
@@ -82,6 +83,37 @@ class OutcomeRecorder:
 
 
 async def last_decisions(redis: Redis, count: int) -> list[dict[str, str]]:
+    """The newest `count` entries, each with who talked with the client once the call's
+    records were learned (record/cdr_listener.py): `talks` ("op1 40s > mgr2 180s"),
+    `holder`, and `answered_by` = the last who talked (a transfer changes it)."""
     rows = await redis.xrevrange(DECISION_LOG, count=count)
-    return [{k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
-             for k, v in fields.items()} for _, fields in rows]
+    entries = [{_text(k): _text(v) for k, v in fields.items()} for _, fields in rows]
+    if not entries:
+        return entries
+    learned = await redis.mget([LEARNED_KEY + e.get("call_id", "") for e in entries])
+    for entry, raw in zip(entries, learned, strict=True):
+        entry.setdefault("talks", "")
+        entry.setdefault("holder", "")
+        talks, holder = _learned(raw)
+        if talks:
+            entry["talks"] = " > ".join(f"{person} {seconds}s" for person, seconds in talks)
+            entry["answered_by"] = talks[-1][0]
+            entry["holder"] = holder or ""
+    return entries
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _learned(raw: bytes | str | None) -> tuple[list[tuple[str, int]], str | None]:
+    """(talks, holder) written by the CDR listener; nothing for a value that is not ours."""
+    if raw is None:
+        return [], None
+    try:
+        data = json.loads(raw)
+        talks = [(str(p), int(s)) for p, s in data["talks"]]
+        holder = data.get("holder")
+    except (ValueError, TypeError, KeyError):
+        return [], None
+    return talks, holder if isinstance(holder, str) else None

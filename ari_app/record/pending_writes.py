@@ -76,7 +76,7 @@ class PendingWrites:
             try:
                 await write()
                 return True
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - sorted by is_transient(); the rest is dropped
                 if not is_transient(e):
                     self._refuse(what, e)
                     return False
@@ -119,7 +119,7 @@ class PendingWrites:
             _, what, write = self.queue[0]
             try:
                 await write()
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - a bug in one write must not stop the retries
                 if is_transient(e):
                     break
                 self.queue.popleft()

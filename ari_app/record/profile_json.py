@@ -130,11 +130,12 @@ def profile_from_json(text: str | bytes) -> CallerProfile:
         le = _mapping(le)
         legal = LegalEntity(company=_opt(le.get("company"), str) or "", manager=_opt(le.get("manager"), str),
                             abc=_opt(le.get("abc"), str), id=_opt(le.get("id"), str),
-                            parent=_opt(le.get("parent"), str))
+                            parent=_opt(le.get("parent"), str), parent_id=_opt(le.get("parent_id"), str))
     offset = e.get("utc_offset_hours")
     if offset is not None and (isinstance(offset, bool) or not isinstance(offset, int | float)):
         raise ValueError("utc_offset_hours is not a number")
     env = EnvironmentFacts(country=_opt(e.get("country"), str), region=_opt(e.get("region"), str),
                            timezone=_opt(e.get("timezone"), str), carrier=_opt(e.get("carrier"), str),
-                           utc_offset_hours=offset, legal_entity=legal)
+                           utc_offset_hours=offset, legal_entity=legal,
+                           timezone_source=_opt(e.get("timezone_source"), str))
     return CallerProfile(number=_opt(data.get("number"), str), history=history, crm=crm, environment=env)

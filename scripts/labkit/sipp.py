@@ -56,8 +56,8 @@ class Phone:
 
     name: str
     workdir: Path
-    behaviour: str = "answer"  # answer | busy | noanswer
-    answer_after_ms: int = 0
+    behaviour: str = "answer"  # answer | busy | noanswer | transfer>EXTEN (talk, then REFER)
+    answer_after_ms: int = 0  # for transfer: how long it talks before transferring
     process: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -69,6 +69,9 @@ class Phone:
             return scenarios.phone_busy()
         if self.behaviour == "noanswer":
             return scenarios.phone_never_answers()
+        if self.behaviour.startswith("transfer>"):
+            return scenarios.phone_transfers(self.behaviour.partition(">")[2],
+                                             talk_ms=self.answer_after_ms or 1000)
         return scenarios.phone_answers(self.answer_after_ms)
 
     def start(self, ip: str | None = None, port: int | None = None) -> Phone:

@@ -346,7 +346,7 @@ HTTP_DOCS = JSON | st.dictionaries(HTTP_KEYS, JSON, max_size=11)
 @FUZZ
 @given(HTTP_DOCS)
 def test_http_answer_parser_returns_a_record_or_crm_bad_answer(doc: object) -> None:
-    paths = HttpCrmSettings(url_template="http://crm.example/{number}").field_paths()
+    paths = HttpCrmSettings(url_template="https://crm.example/{number}").field_paths()
     try:
         record = record_from_json(doc, paths)
     except CrmBadAnswer:

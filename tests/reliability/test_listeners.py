@@ -16,7 +16,14 @@ import pytest
 
 from agi.server import AgiServer
 from ari_app.core.models import (
-    CallerProfile, Decision, HistoryClass, HistoryFacts, RouteStep, Service, SourceStatus, StepKind,
+    CallerProfile,
+    Decision,
+    HistoryClass,
+    HistoryFacts,
+    RouteStep,
+    Service,
+    SourceStatus,
+    StepKind,
 )
 from ari_app.ops.api import OpsServer, create_app
 from ari_app.ops.listen import PortInUse, raise_open_file_limit

@@ -113,7 +113,8 @@ async def test_explain_json_is_one_object_with_every_key(cli: Cli) -> None:
     assert (data["number"], data["owner"], data["owner_source"], data["crm_status"]) == ("+79161234567", "mgr1",
                                                                                           "crm", "ok")
     assert data["crm"]["status"] == "ok" and data["crm"]["client_id"] == "C-1001"
-    assert data["crm"]["client_status"] == "active" and data["region"] == "Russia"
+    assert data["crm"]["client_status"] == "active" and data["region"] == "г. Москва и Московская область"
+    assert (data["timezone"], data["timezone_source"]) == ("Europe/Moscow", "numbering_plan")
     step = data["decision"]["route"][0]
     assert set(step) >= {"target", "timeout_s", "on_busy", "on_no_answer", "on_unavailable"}
     assert isinstance(data["decision"]["reasons"], list) and data["decision"]["reasons"][0]["rule"] == "inputs"
@@ -149,8 +150,21 @@ async def test_explain_at_a_holiday(cli: Cli) -> None:
 async def test_explain_text_names_the_holder_source_and_company(cli: Cli) -> None:
     rc, out, _ = await cli("explain", "+78432777000", "--at", "2026-06-15T12:00:00+03:00")
     assert rc == 0
-    assert "Case holder: mgr2 (from directory)" in out
+    assert "Case holder: mgr1 (from crm)" in out  # the parent company's record (C-2001)
     assert "legal entity Avtodom Service Kazan (part of Avtodom Holding)" in out
+    edit(cli.config / "caseline.yaml", "adapter: file", "adapter: none")
+    rc, out, _ = await cli("explain", "+78432777000", "--at", "2026-06-15T12:00:00+03:00")
+    assert rc == 0 and "Case holder: mgr1 (from directory)" in out  # no CRM: the parent's entry
+
+
+async def test_explain_json_of_a_branch_is_its_parent_company(cli: Cli) -> None:
+    data = await cli.json("explain", "+78432777000", "--at", "2026-06-15T12:00:00+03:00", "--json")
+    assert data["company"] == {"id": "avtodom-kazan", "name": "Avtodom Service Kazan", "parent": "Avtodom Holding",
+                               "parent_id": "C-2001"}
+    assert (data["crm_status"], data["crm"]["client_id"], data["owner"], data["owner_source"]) == (
+        "ok", "C-2001", "mgr1", "crm")
+    assert "parent company C-2001 of Avtodom Service Kazan" in data["crm"]["detail"]
+    assert data["decision"]["route"][0]["target"] == "mgr1"
 
 
 async def test_explain_at_must_be_iso_8601(cli: Cli) -> None:
@@ -267,6 +281,57 @@ async def test_a_missing_config_folder_is_one_line(cli: Cli, tmp_path: Path) -> 
     cli.config = tmp_path / "nowhere"
     line = one_line_error(*await cli("explain", "+79161234567"))
     assert line.startswith("caseline: config error: ") and "routing.yaml" in line and "cannot read" in line
+
+
+# -- numbering plan --------------------------------------------------------------------------
+
+FAR_EAST_ROWS = ("АВС/ DEF;От;До;Емкость;Оператор;Регион;ИНН\n"
+                 '914;7000000;7099999;100000;ПАО "МТС";Приморский край;7740000076\n'
+                 '924;1000000;1099999;100000;ПАО "МегаФон";Хабаровский край;7812014560\n')
+
+
+async def test_numbering_import_refreshes_the_plan_explain_uses(cli: Cli, tmp_path: Path) -> None:
+    (cli.config / "numbering" / "ru.csv").unlink()
+    before = await cli.json("explain", "+79147001234", "--at", "2026-06-15T22:30:00+03:00", "--json")
+    assert (before["timezone"], before["timezone_source"], before["night"]) == (None, None, None)
+    assert before["decision"]["route"][-1]["kind"] == "voicemail" and before["decision"]["priority"] == 20
+
+    source = tmp_path / "DEF-9xx.csv"
+    source.write_text(FAR_EAST_ROWS, encoding="utf-8")
+    rc, out, err = await cli("numbering", "import", str(source))
+    assert (rc, err) == (0, "")
+    assert out.startswith("rows 2: 2 ranges written, 0 bad") and str(cli.config / "numbering" / "ru.csv") in out
+
+    after = await cli.json("explain", "+79147001234", "--at", "2026-06-15T22:30:00+03:00", "--json")
+    assert (after["timezone"], after["timezone_source"], after["region"]) == ("Asia/Vladivostok", "numbering_plan",
+                                                                              "Приморский край")
+    assert after["local_time"] == "2026-06-16T05:30:00+10:00" and after["night"] is True
+    assert "night_far_tz" in [r["rule"] for r in after["decision"]["reasons"]]
+    assert after["decision"]["priority"] == 100
+    rc, out, _ = await cli("explain", "+79241012345")
+    assert rc == 0 and "Asia/Vladivostok (zone from numbering plan)" in out
+
+
+async def test_numbering_import_of_a_missing_file_is_one_line(cli: Cli, tmp_path: Path) -> None:
+    line = one_line_error(*await cli("numbering", "import", str(tmp_path / "nope.csv")))
+    assert line.startswith("caseline: numbering import: cannot read") and "nope.csv" in line
+
+
+async def test_numbering_import_without_ranges_keeps_the_plan(cli: Cli, tmp_path: Path) -> None:
+    plan = (cli.config / "numbering" / "ru.csv").read_text(encoding="utf-8")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("АВС/ DEF;От;До;Емкость;Оператор;Регион;ИНН\n", encoding="utf-8")
+    line = one_line_error(*await cli("numbering", "import", str(empty)))
+    assert "no ranges" in line and "left as it was" in line
+    assert (cli.config / "numbering" / "ru.csv").read_text(encoding="utf-8") == plan
+
+
+async def test_check_config_checks_the_numbering_plan(cli: Cli) -> None:
+    line = edit(cli.config / "numbering" / "ru.csv", "Asia/Irkutsk", "Asia/Nowhere")
+    rc, out, err = await cli("check-config")
+    assert (rc, out) == (1, "")
+    assert err.strip() == (f"caseline: config error: {cli.config / 'numbering' / 'ru.csv'}:{line}: line {line}: "
+                           "unknown IANA time zone 'Asia/Nowhere'")
 
 
 # -- replay ----------------------------------------------------------------------------------

@@ -117,9 +117,9 @@ def test_a_candidate_routing_file_is_checked_instead(tmp_path: Path) -> None:
 
 def test_unknown_manager_in_the_legal_entity_directory(tmp_path: Path) -> None:
     config = copy_config(tmp_path)
-    line = edit(config / "legal_entities.yaml", "manager: mgr2", "manager: sidorova")
+    line = edit(config / "legal_entities.yaml", "manager: mgr1", "manager: sidorova")
     [problem] = check(config)
-    assert (problem.file, problem.key, problem.line) == (str(config / "legal_entities.yaml"), "entities.1.manager", line)
+    assert (problem.file, problem.key, problem.line) == (str(config / "legal_entities.yaml"), "entities.0.manager", line)
     assert "'sidorova' not found in people" in problem.reason
 
 

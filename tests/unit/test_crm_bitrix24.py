@@ -58,6 +58,9 @@ COMPANY_DEALS = {  # deal 37 belongs to both: counted once
 }
 CONTACT = {"result": {"ID": "651", "NAME": "John", "TYPE_ID": "CLIENT", "UF_CRM_ABC": "45",
                       "UF_CRM_VIP": "1", "ASSIGNED_BY_ID": "99"}, "time": TIME}
+# crm.company.list's items, as selected (Bitrix24 sends ids and enum values as strings)
+COMPANIES = {643: {"ID": "643", "TITLE": "Daisy LLC", "ASSIGNED_BY_ID": "99", "TYPE_ID": "CUSTOMER",
+                   "UF_CRM_ABC": "46", "UF_CRM_VIP": "Y"}}
 
 
 class FakeBitrix:
@@ -80,6 +83,9 @@ class FakeBitrix:
         if method == "crm.deal.list":
             owner = "CONTACT" if "CONTACT_ID" in params["filter"] else "COMPANY"
             status, doc = self.answers.get(f"crm.deal.list/{owner}", (200, CONTACT_DEALS if owner == "CONTACT" else COMPANY_DEALS))
+        elif method == "crm.company.list" and method not in self.answers:
+            found = [COMPANIES[i] for i in [params["filter"]["ID"]] if i in COMPANIES]
+            status, doc = 200, {"result": found, "total": len(found), "time": TIME}
         else:
             status, doc = self.answers.get(method, (404, {"error": "ERROR_METHOD_NOT_FOUND", "error_description": "Method not found!"}))
         if doc == "hang":
@@ -269,3 +275,45 @@ def test_build_crm_reads_the_webhook_from_env_only() -> None:
     crm = build_crm(settings, Path("."), env={BITRIX24_WEBHOOK_ENV: f"https://acme.bitrix24.ru/rest/1/{SECRET}/"})
     assert isinstance(crm, Bitrix24Crm)
     assert SECRET not in repr(crm) and "acme.bitrix24.ru" in repr(crm)
+
+
+# -- a company by its ID (a branch's parent in the legal-entity directory) ------------------
+
+
+async def test_company_by_id(bitrix: FakeBitrix) -> None:
+    crm = bitrix.client()
+    record = await crm.lookup_company("643")
+    await crm.aclose()
+    assert record is not None
+    assert (record.client_id, record.name, record.responsible) == ("COMPANY:643", "Daisy LLC", "mgr1")
+    assert (record.status, record.abc, record.vip) == ("CUSTOMER", "B", True)
+    assert (record.open_deals, record.delivery_today) == (2, True)  # deals 37 and 40 of the company
+    assert record.extra == {"bitrix_entity": "COMPANY", "bitrix_id": "643", "bitrix_assigned_by": "99"}
+    assert bitrix.methods() == ["crm.company.list", "crm.deal.list"]
+    listed = next(p for m, p in bitrix.calls if m == "crm.company.list")
+    assert listed == {"filter": {"ID": 643}, "select": ["ID", "TITLE", "ASSIGNED_BY_ID", "TYPE_ID", "UF_CRM_ABC",
+                                                        "UF_CRM_VIP"]}
+    deals = next(p for m, p in bitrix.calls if m == "crm.deal.list")
+    assert deals["filter"] == {"COMPANY_ID": 643, "STAGE_SEMANTIC_ID": "P"}
+
+
+async def test_unknown_company_is_one_call_and_a_non_id_none(bitrix: FakeBitrix) -> None:
+    crm = bitrix.client(count_deals=False)
+    assert await crm.lookup_company("644") is None
+    assert bitrix.methods() == ["crm.company.list"]
+    assert await crm.lookup_company("avtodom-kazan") is None  # not a Bitrix24 ID: nothing asked
+    assert bitrix.methods() == ["crm.company.list"]
+    await crm.aclose()
+
+
+@pytest.mark.parametrize(("answer", "error", "match"), [
+    ((200, {"result": {"ID": "643"}}), CrmBadAnswer, "crm.company.list: result is not a list"),
+    ((401, {"error": "insufficient_scope", "error_description": "crm"}), CrmErrorAnswer, "insufficient_scope"),
+])
+async def test_company_list_errors(bitrix: FakeBitrix, answer: tuple[int, Any], error: type[Exception],
+                                   match: str) -> None:
+    bitrix.answers["crm.company.list"] = answer
+    crm = bitrix.client()
+    with pytest.raises(error, match=match):
+        await crm.lookup_company("643")
+    await crm.aclose()

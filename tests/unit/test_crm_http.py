@@ -13,14 +13,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from pydantic import ValidationError
 
-from ari_app.core.models import SourceStatus
-from ari_app.crm import CrmService, CrmSettings, build_crm
-from ari_app.crm.base import CrmBadAnswer, CrmErrorAnswer, CrmUnavailable
-from ari_app.crm.adapters.file import FileCrm
-from ari_app.crm.adapters.http import HttpCrm
-from ari_app.crm.reference_server import make_app
 from ari_app.config.crm_settings import HttpCrmSettings, load_crm_settings
 from ari_app.config.files import ConfigError
+from ari_app.core.models import SourceStatus
+from ari_app.crm import CrmService, CrmSettings, build_crm
+from ari_app.crm.adapters.file import FileCrm
+from ari_app.crm.adapters.http import HttpCrm
+from ari_app.crm.base import CrmBadAnswer, CrmErrorAnswer, CrmUnavailable
+from ari_app.crm.reference_server import make_app
 
 SAMPLE = Path(__file__).resolve().parents[2] / "config" / "clients.yaml"
 NUMBER = "+79161234567"
@@ -295,7 +295,7 @@ async def test_reference_server_round_trip(reference: TestServer) -> None:
     crm = build_crm(settings, SAMPLE.parent, env={"CASELINE_CRM_TOKEN": TOKEN})
     assert isinstance(crm, HttpCrm)
     direct = FileCrm(SAMPLE)
-    for number in direct._index:
+    for number in direct._index.numbers:
         assert await crm.lookup(number) == await direct.lookup(number)
     assert await crm.lookup("+79990000000") is None
     await crm.aclose()
@@ -361,3 +361,65 @@ async def test_loopback_http_still_carries_the_token(crm_server: FakeCrmServer) 
     finally:
         await crm.aclose()
     assert crm_server.requests[-1].headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+# -- companies: GET company_url_template ----------------------------------------------------
+
+
+async def test_company_by_id_and_request_shape(crm_server: FakeCrmServer) -> None:
+    crm = crm_server.client(token=TOKEN, company_url_template=crm_server.url("/companies/{company_id}"))
+    record = await crm.lookup_company("C-2001")
+    await crm.aclose()
+    assert record is not None and (record.client_id, record.responsible) == ("C-1", "mgr1")
+    req = crm_server.requests[0]
+    assert (req.method, req.raw_path) == ("GET", "/companies/C-2001")
+    assert req.headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+async def test_company_404_is_unknown_and_errors_are_errors(crm_server: FakeCrmServer) -> None:
+    crm = crm_server.client(company_url_template=crm_server.url("/companies/{company_id}"))
+    crm_server.handler = crm_server.json({"error": "not_found"}, status=404)
+    assert await crm.lookup_company("C-9") is None
+    crm_server.handler = crm_server.json({"error": "boom"}, status=500)
+    with pytest.raises(CrmErrorAnswer, match="HTTP 500"):
+        await crm.lookup_company("C-9")
+    with pytest.raises(ValueError):
+        crm.company_url_for("../admin")  # never sent: not a directory id
+    await crm.aclose()
+
+
+async def test_without_a_company_template_companies_are_not_asked(crm_server: FakeCrmServer) -> None:
+    crm = crm_server.client()
+    assert await crm.lookup_company("C-2001") is None
+    await crm.aclose()
+    assert crm_server.requests == []
+
+
+@pytest.mark.parametrize(("url", "reason"), [
+    ("https://crm.example.com/companies/", "must contain {company_id} exactly once"),
+    ("http://crm.example.com/companies/{company_id}", "must use https"),
+    ("https://crm.example.com/{company_id}/{number}", "only the {company_id} placeholder"),
+])
+def test_company_template_follows_the_url_rules(url: str, reason: str) -> None:
+    with pytest.raises(ValidationError, match=reason):
+        HttpCrmSettings(url_template="https://crm.example.com/clients/{number}", company_url_template=url)
+
+
+async def test_reference_server_serves_companies_by_id(reference: TestServer) -> None:
+    base = str(reference.make_url("/")).rstrip("/")
+    settings = CrmSettings(adapter="http", http={"url_template": template(reference),
+                                                  "company_url_template": base + "/companies/{company_id}"})
+    crm = build_crm(settings, SAMPLE.parent, env={"CASELINE_CRM_TOKEN": TOKEN})
+    assert isinstance(crm, HttpCrm)
+    direct = FileCrm(SAMPLE)
+    company = await crm.lookup_company("C-2001")
+    assert company is not None and company == await direct.lookup_company("C-2001")
+    assert (company.name, company.responsible) == ("Avtodom Holding", "mgr1")
+    assert await crm.lookup_company("C-0000") is None
+    await crm.aclose()
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as session:
+        async with session.get(reference.make_url("/companies/%2E%2Eevil")) as resp:
+            assert resp.status == 400 and (await resp.json()) == {"error": "bad_company_id"}
+    async with aiohttp.ClientSession() as session:
+        async with session.get(reference.make_url("/companies/C-2001")) as resp:
+            assert resp.status == 401

@@ -51,6 +51,9 @@ class FakeCrm:
             raise answer
         return answer  # type: ignore[return-value]
 
+    async def lookup_company(self, company_id: str) -> CrmRecord | None:
+        return await self.lookup(f"company:{company_id}")  # answers, gates and calls by this key
+
 
 def service(crm: CrmClient | None, clock: Clock | None = None, **kw: object) -> CrmService:
     return CrmService(crm, clock=clock or Clock(), **kw)  # type: ignore[arg-type]
@@ -421,9 +424,9 @@ def test_settings_defaults() -> None:
     [
         ("adapter: http\n", ""),
         ("adapter: http\nhttp: {url_template: 'http://crm/clients/'}\n", "http.url_template"),
-        ("adapter: http\nhttp: {url_template: 'http://u:p@crm/{number}'}\n", "http.url_template"),
-        ("adapter: http\nhttp: {url_template: 'http://crm/{number}', headers: {Authorization: x}}\n", "http.headers"),
-        ("adapter: http\nhttp: {url_template: 'http://crm/{number}', fields: {colour: x}}\n", "http.fields"),
+        ("adapter: http\nhttp: {url_template: 'https://u:p@crm/{number}'}\n", "http.url_template"),
+        ("adapter: http\nhttp: {url_template: 'https://crm/{number}', headers: {Authorization: x}}\n", "http.headers"),
+        ("adapter: http\nhttp: {url_template: 'https://crm/{number}', fields: {colour: x}}\n", "http.fields"),
         ("adapter: soap\n", "adapter"),
         ("budget_ms: 0\n", "budget_ms"),
         ("breaker: {failures: 0}\n", "breaker.failures"),

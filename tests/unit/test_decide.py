@@ -26,6 +26,7 @@ from ari_app.core.models import (
     SourceStatus,
     StepKind,
 )
+from ari_app.config.files import ConfigError
 from ari_app.config.policy import load_policy, parse_policy
 from ari_app.core.policy import Policy
 
@@ -37,6 +38,7 @@ OPEN = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)  # Monday 12:00 Moscow
 SUNDAY = datetime(2025, 3, 2, 9, 0, tzinfo=UTC)  # Sunday 12:00 Moscow: closed
 HOLIDAY = datetime(2025, 1, 2, 9, 0, tzinfo=UTC)  # Thursday, New Year holidays
 LATE = datetime(2025, 3, 3, 19, 30, tzinfo=UTC)  # Monday 22:30 Moscow: closed; 05:30 in Vladivostok
+CHRISTMAS_2027 = datetime(2027, 1, 7, 9, 0, tzinfo=UTC)  # Thursday 12:00 Moscow: a public holiday
 NUMBER = "+79161234567"
 
 
@@ -87,6 +89,18 @@ ROWS = [
         [("playback", "vm-nobodyavail"), ("voicemail", "1000@default")], Service.SELF_SERVICE, 70, now=HOLIDAY),
     Row("1 after hours, IVR action", caller(), "hours.after_hours", [("playback", "vm-nobodyavail"), ("ivr", "main")],
         Service.SELF_SERVICE, 20, now=SUNDAY, policy=variant({"hours.after_hours.action": "ivr"})),
+    Row("1 public holiday from the holidays package, past any list we shipped", caller(), "hours.holiday",
+        [("playback", "vm-nobodyavail"), ("voicemail", "1000@default")], Service.SELF_SERVICE, 20, now=CHRISTMAS_2027),
+    Row("1 a public holiday made a working day", caller(), "classes.new", OPS, Service.OPERATOR, 20,
+        now=CHRISTMAS_2027, policy=variant({"hours.working_days": ["2027-01-07"]})),
+    Row("1 country none: only our own holidays", caller(), "classes.new", OPS, Service.OPERATOR, 20,
+        now=CHRISTMAS_2027, policy=variant({"hours.country": "none"})),
+    Row("1 our own closed day on top of the public ones", caller(), "hours.holiday",
+        [("playback", "vm-nobodyavail"), ("voicemail", "1000@default")], Service.SELF_SERVICE, 20,
+        policy=variant({"hours.holidays": ["2025-03-03"]})),
+    Row("1 another country's holidays (hours.country)", caller(), "hours.holiday",
+        [("playback", "vm-nobodyavail"), ("voicemail", "1000@default")], Service.SELF_SERVICE, 20,
+        now=datetime(2025, 3, 21, 9, 0, tzinfo=UTC), policy=variant({"hours.country": "KZ"})),  # Nauryz
     Row("1 hours disabled: open on Sunday", caller(), "classes.new", OPS, Service.OPERATOR, 20, now=SUNDAY,
         policy=variant({"hours.enabled": False})),
     Row("2 far night call while open (New York 04:00)", caller(env=EnvironmentFacts(timezone="America/New_York")),
@@ -130,12 +144,28 @@ ROWS = [
         [("manager", "mgr3"), ("queue", "operators")], Service.MANAGER, 50),
     Row("6 C: defence, recording then IVR", caller(crm_facts=crm(abc="C", responsible="mgr1")), "abc.C",
         [("playback", "demo-thanks"), ("ivr", "main")], Service.SELF_SERVICE, 10),
+    Row("6 VIP of category C is served as A: its manager, escalating", caller(crm_facts=crm(abc="C", responsible="mgr1", vip=True)),
+        "abc.A", [("manager", "mgr1"), *VIP], Service.MANAGER, 70, reasons=["vip"]),
+    Row("6 unclassified VIP is served as A", caller(crm_facts=crm(responsible="mgr2", vip=True)), "abc.A",
+        [("manager", "mgr2"), *VIP], Service.MANAGER, 70, reasons=["vip"]),
+    Row("6 VIP boost on the base priority", caller(crm_facts=crm(abc="A", responsible="mgr1", vip=True)), "abc.A",
+        [("manager", "mgr1"), *VIP], Service.MANAGER, 75, policy=variant({"vip.boost": 5})),
+    Row("6 VIP boost leaves a fixed priority alone", caller(crm_facts=crm(open_claims=1, responsible="mgr1", vip=True)),
+        "context.claim", [("manager", "mgr1"), *VIP], Service.MANAGER, 90, policy=variant({"vip.boost": 5})),
+    Row("6 VIP keeps its own category with serve_as null", caller(crm_facts=crm(abc="C", responsible="mgr1", vip=True)),
+        "abc.C", [("playback", "demo-thanks"), ("ivr", "main")], Service.SELF_SERVICE, 10,
+        policy=variant({"vip.serve_as": None})),
+    Row("6 serve_as B does not lower an A VIP", caller(crm_facts=crm(abc="A", responsible="mgr1", vip=True)),
+        "abc.A", [("manager", "mgr1"), *VIP], Service.MANAGER, 70, policy=variant({"vip.serve_as": "B"})),
+    Row("1 VIP boost after hours too", caller(crm_facts=crm(abc="B", vip=True)), "hours.after_hours",
+        [("playback", "vm-nobodyavail"), ("voicemail", "1000@default")], Service.SELF_SERVICE, 80, now=SUNDAY,
+        policy=variant({"vip.boost": 10})),
     Row("7 old client: the holder", caller(hist(HistoryClass.OLD, owner="mgr1")), "classes.old",
         [("manager", "mgr1"), ("queue", "operators")], Service.MANAGER, 40),
     Row("7 seed story six months on: old caller, CRM responsible", caller(hist(HistoryClass.OLD, owner="mgr1"), crm(responsible="mgr2")),
         "classes.old", [("manager", "mgr2"), ("queue", "operators")], Service.MANAGER, 40),
     Row("7 new caller: operators at the retention priority", caller(), "classes.new", OPS, Service.OPERATOR, 20),
-    Row("7 new caller in expansion mode: served first", caller(), "classes.new", OPS, Service.OPERATOR, 50,
+    Row("7 new caller in expansion mode: served first", caller(), "classes.new", OPS, Service.OPERATOR, 70,
         policy=variant({"strategy.mode": "expansion"})),
     Row("8 no rule at all: default", caller(hist(HistoryClass.OLD, owner="mgr1")), "default", OPS, Service.OPERATOR, 40,
         policy=variant({"rules": {}})),
@@ -235,3 +265,97 @@ def test_disabled_rule_is_skipped() -> None:
     p = variant({"rules.repeat.enabled": False})
     d = decide(caller(hist(HistoryClass.REPEAT, owner="mgr2")), p, OPEN)
     assert "classes.old" in [r.rule for r in d.reasons] and d.route[0].target == "mgr2"
+
+
+# --- strategy: who goes first --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["expansion", "retention"])
+def test_two_calls_at_once_the_mode_decides_who_goes_first(mode: str) -> None:
+    """mission.md: a new client the company paid to attract and a valuable old client call
+    at once; expansion serves the new one first, retention the old one."""
+    p = variant({"strategy.mode": mode})
+    new = decide(caller(), p, OPEN).priority
+    valuable = decide(caller(hist(HistoryClass.OLD, owner="mgr1"), crm(abc="A", responsible="mgr1")), p, OPEN).priority
+    old = decide(caller(hist(HistoryClass.OLD, owner="mgr1")), p, OPEN).priority
+    if mode == "expansion":
+        assert new > valuable and new > old
+    else:
+        assert valuable > new and old > new
+
+
+@pytest.mark.parametrize(("mode", "table", "reason"), [
+    ("expansion", {"A": 60, "new": 50}, "A above new (50): expansion mode serves new callers first"),
+    ("expansion", {"old": 80}, "old above new (70)"),
+    ("retention", {"new": 45}, "new (45) above old: retention mode serves valuable existing clients first"),
+    ("retention", {"new": 80}, "new (80) above A, B, old"),
+])
+def test_a_table_against_its_mode_is_refused(mode: str, table: dict[str, int], reason: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        variant({f"strategy.{mode}.{k}": v for k, v in table.items()})
+    assert err.value.key == f"strategy.{mode}" and reason in err.value.reason
+
+
+def test_equal_bases_are_allowed() -> None:
+    flat = dict.fromkeys(["A", "B", "C", "new", "old", "unknown"], 0)
+    assert variant({"strategy.expansion": flat, "strategy.retention": flat}).strategy.expansion.new == 0
+
+
+def test_docs_show_the_shipped_priority_tables() -> None:
+    """docs/routing.md and config/routing.yaml state the same priorities."""
+    docs = (ROUTING.parents[1] / "docs" / "routing.md").read_text(encoding="utf-8")
+    shipped = ROUTING.read_text(encoding="utf-8")
+    for mode in ("expansion", "retention"):
+        line = next(ln.strip() for ln in shipped.splitlines() if ln.strip().startswith(f"{mode}: {{"))
+        assert line in docs, line
+
+
+# --- vip -----------------------------------------------------------------------------------
+
+
+def test_vip_reason_says_what_it_changed() -> None:
+    d = decide(caller(crm_facts=crm(abc="C", responsible="mgr1", vip=True)), variant({"vip.boost": 5}), OPEN)
+    texts = {r.rule: r.text for r in d.reasons}
+    assert texts["vip"] == "CRM: VIP client, served as A (own category C), base priority +5"
+    assert "abc=A (VIP)" in texts["inputs"]
+    assert texts["priority"] == "75 (retention mode, A base 70, boost +0, VIP +5)"
+    assert "vip" not in [r.rule for r in decide(caller(crm_facts=crm(abc="C")), POLICY, OPEN).reasons]
+
+
+def test_vip_serve_as_is_validated() -> None:
+    with pytest.raises(ConfigError) as err:
+        variant({"vip.serve_as": "D"})
+    assert err.value.key == "vip.serve_as"
+
+
+# --- holidays ------------------------------------------------------------------------------
+
+
+def test_public_holiday_reason_names_it() -> None:
+    d = decide(caller(), POLICY, CHRISTMAS_2027)
+    texts = {r.rule: r.text for r in d.reasons}
+    assert texts["hours.holiday"].startswith("public holiday 2027-01-07: Christmas Day (RU)")
+
+
+def test_the_package_holidays_do_not_run_out() -> None:
+    for year in range(2025, 2041):
+        new_year = datetime(year, 1, 1, 9, 0, tzinfo=UTC)
+        assert [r.rule for r in decide(caller(), POLICY, new_year).reasons][-1] == "hours.holiday", year
+
+
+@pytest.mark.parametrize(("changes", "key", "reason"), [
+    ({"company.country": "XX"}, "company.country", "unknown country 'XX'"),
+    ({"hours.country": "XX"}, "hours.country", "unknown country 'XX'"),
+    ({"company.country": "Russia"}, "company.country", "String should match pattern"),
+    ({"hours.subdivision": "ZZ"}, "hours.subdivision", "unknown subdivision 'ZZ' of RU"),
+    ({"hours.country": "none", "hours.subdivision": "TA"}, "hours.subdivision", "needs a country"),
+    ({"hours.working_days": ["2027-01-13"]}, "hours.working_days.0", "2027-01-13 is not a public holiday in RU"),
+    ({"hours.working_days": ["2027-01-07"], "hours.holidays": ["2027-01-07"]}, "hours.working_days.0",
+     "also in hours.holidays"),
+    ({"hours.country": "none", "hours.working_days": ["2027-01-07"]}, "hours.working_days.0",
+     "no public holidays to work on"),
+])
+def test_holiday_settings_are_validated(changes: dict[str, Any], key: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        variant(changes)
+    assert err.value.key == key and reason in err.value.reason, err.value

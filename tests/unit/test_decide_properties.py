@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,7 @@ record = st.builds(
     open_claims=st.integers(-2, 5),
     most_urgent=st.none() | st.sampled_from(["claim", "order", "deal", "?"]),
     delivery_today=st.booleans(),
+    vip=st.booleans(),
 )
 crm = st.builds(CrmFacts, status=statuses, record=st.none() | record, detail=st.text(max_size=40))
 env = st.builds(
@@ -193,3 +195,16 @@ def test_ivr_option_routes_are_sound(profile: CallerProfile, name: str, option: 
     p = POLICIES[name]
     route = route_for_target(p, p.ivr["main"].options[option], profile)
     check_route(Decision(Service.IVR, 0, route, ()), p)
+
+
+@FAST
+@given(profile=profiles, rec=record, now=times, name=policies)
+def test_a_vip_is_decided_as_an_a_client(profile: CallerProfile, rec: CrmRecord, now: datetime, name: str) -> None:
+    """Shipped `vip: {serve_as: A, boost: 0}`: the CRM's VIP flag makes any client an A
+    client, to the route, the service and the priority."""
+    p = POLICIES[name]
+    vip = replace(profile, crm=replace(profile.crm, record=replace(rec, vip=True)))
+    as_a = replace(profile, crm=replace(profile.crm, record=replace(rec, vip=False, abc="A")))
+    d, a = decide(vip, p, now), decide(as_a, p, now)
+    assert (d.route, d.service, d.priority) == (a.route, a.service, a.priority), explain(d)
+    assert "vip" in [r.rule for r in d.reasons]

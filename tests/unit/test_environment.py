@@ -98,10 +98,21 @@ def test_sample_config_loads() -> None:
     policy = load_policy(ROOT / "config" / "routing.yaml")
     d = load_legal_directory(ROOT / "config" / "legal_entities.yaml",
                              known_person=lambda pid: policy.person(pid) is not None)
-    assert d.lookup("+74957771234") == LegalEntity("Avtodom Holding", "mgr1", "A", id="avtodom")
-    assert d.lookup("+78432777999") == LegalEntity("Avtodom Service Kazan", "mgr2", "A", id="avtodom-kazan",
-                                                   parent="Avtodom Holding")
+    assert d.lookup("+74957771234") == LegalEntity("Avtodom Holding", "mgr1", "A", id="C-2001")
+    # a branch without its own manager and category has its parent's
+    assert d.lookup("+78432777999") == LegalEntity("Avtodom Service Kazan", "mgr1", "A", id="avtodom-kazan",
+                                                   parent="Avtodom Holding", parent_id="C-2001")
+    assert d.lookup("+78432777999").crm_company == "C-2001"
+    assert d.lookup("+74957770000").crm_company == "C-2001"  # the company itself
     assert d.lookup("+78125550100") == LegalEntity("Romashka LLC", None, "C")
+    assert d.lookup("+78125550100").crm_company is None
+
+
+def test_entries_are_named_by_name_or_the_older_company() -> None:
+    d = directory({"name": "Holding", "id": "h", "manager": "mgr1", "abc": "B", "prefixes": ["+7495"]},
+                  {"company": "Branch", "parent": "h", "abc": "A", "prefixes": ["+7843"]})
+    assert d.lookup("+74950000000") == LegalEntity("Holding", "mgr1", "B", id="h")
+    assert d.lookup("+78430000000") == LegalEntity("Branch", "mgr1", "A", parent="Holding", parent_id="h")
 
 
 def test_directory_manager_must_be_a_known_person(tmp_path: Path) -> None:

@@ -73,15 +73,16 @@ def test_explain_data_of_a_known_client() -> None:
         "+74232123456", OLD,
         CrmFacts(SourceStatus.OK, CrmRecord("C-1", "Acme", "active", "A", "mgr1", vip=True, extra={"k": "v"})),
         EnvironmentFacts("RU", "Primorie territory", "Asia/Vladivostok", "MTS", 10.0,
-                         LegalEntity("Acme Far East", "mgr1", "A", "acme-fe", "Acme")))
+                         LegalEntity("Acme Far East", "mgr1", "A", "acme-fe", "Acme", "acme"), "numbering_plan"))
     data = explain_data(profile, decide(profile, POLICY, AT), POLICY, AT, crm_configured=True)
     assert {k: data[k] for k in ("number", "class", "callback_kind", "repeat_after_missed", "owner", "owner_source",
                                  "region", "carrier", "timezone", "timezone_source", "local_time", "night",
                                  "company", "crm_status")} == {
         "number": "+74232123456", "class": "old", "callback_kind": None, "repeat_after_missed": False,
         "owner": "mgr1", "owner_source": "crm", "region": "Primorie territory", "carrier": "MTS",
-        "timezone": "Asia/Vladivostok", "timezone_source": "phonenumbers", "local_time": "2026-06-16T05:30:00+10:00",
-        "night": True, "company": {"id": "acme-fe", "name": "Acme Far East", "parent": "Acme"}, "crm_status": "ok"}
+        "timezone": "Asia/Vladivostok", "timezone_source": "numbering_plan", "local_time": "2026-06-16T05:30:00+10:00",
+        "night": True, "company": {"id": "acme-fe", "name": "Acme Far East", "parent": "Acme", "parent_id": "acme"},
+        "crm_status": "ok"}
     assert data["crm"] | {} == {"status": "ok", "client_id": "C-1", "name": "Acme", "client_status": "active",
                                 "abc": "A", "responsible": "mgr1", "open_deals": 0, "open_orders": 0,
                                 "open_claims": 0, "most_urgent": None, "delivery_today": False, "vip": True,
@@ -100,3 +101,9 @@ def test_explain_data_of_a_withheld_caller() -> None:
     assert (data["number"], data["owner_source"], data["crm"], data["timezone_source"], data["local_time"],
             data["night"], data["company"], data["last_contact"]) == (None, "none", {"status": "disabled"},
                                                                       None, None, None, None, None)
+
+
+def test_timezone_source_of_a_profile_kept_before_the_numbering_plan() -> None:
+    """Decision-log profiles written before sources were recorded had phonenumbers' zones only."""
+    old = CallerProfile("+74232123456", OLD, CRM, EnvironmentFacts(timezone="Asia/Vladivostok"))
+    assert explain_data(old, decide(old, POLICY, AT), POLICY, AT, crm_configured=True)["timezone_source"] == "phonenumbers"

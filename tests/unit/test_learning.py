@@ -142,3 +142,13 @@ def test_freepbx_master_csv_queue_answer_then_blind_transfer() -> None:
     assert learned[0] == (CLIENT, Contact(T, Direction.INBOUND, True, "petrov", 275,
                                           talks(("alena", 35), ("petrov", 240))))
     assert learned[1][1].direction is Direction.OUTBOUND and learned[1][1].manager == "ivanov"
+
+
+def test_records_posted_in_any_order_find_the_clients_channel_by_linkedid() -> None:
+    local = "Local/mgr3@internal-0000001a"
+    _, contact = learn(
+        row(f"{local};2", "PJSIP/mgr3-00000014", "internal", 150, src="", dst="mgr3", after_s=31,
+            uniqueid="1765098031.5"),
+        row(TRUNK, "PJSIP/mgr1-00000013", "caseline-route", 30),
+        row(TRUNK, f"{local};1", "caseline-route", 200, after_s=31))
+    assert contact.talks == talks(("mgr1", 30), ("mgr3", 150))

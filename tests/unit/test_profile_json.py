@@ -36,7 +36,7 @@ FULL = CallerProfile(
     crm=CrmFacts(SourceStatus.OK, CrmRecord("C-1", "ООО «Ромашка»", "active", "A", "mgr1", 1, 2, 3, "claim",
                                             True, True, {"city": "Москва"}), "fine"),
     environment=EnvironmentFacts("RU", "Moscow", "Europe/Moscow", "MTS", 3.0,
-                                 LegalEntity("Holding", "mgr2", "B", "h", "Parent")),
+                                 LegalEntity("Holding", "mgr2", "B", "h", "Parent", "p"), "numbering_plan"),
 )
 
 TEXT = st.text(max_size=12)
@@ -55,7 +55,7 @@ PROFILES = st.builds(
                   TEXT),
     environment=st.builds(EnvironmentFacts, OPT, OPT, OPT, OPT,
                           st.none() | st.floats(-14, 14) | st.integers(-14, 14),
-                          st.none() | st.builds(LegalEntity, TEXT, OPT, OPT, OPT, OPT)),
+                          st.none() | st.builds(LegalEntity, TEXT, OPT, OPT, OPT, OPT, OPT), OPT),
 )
 
 

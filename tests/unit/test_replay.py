@@ -120,7 +120,7 @@ async def test_replay_hook_of_the_ops_api(redis: Redis) -> None:
     report = await hook(cand.encode(), timedelta(hours=1))
     assert (report["calls"], report["replayed"], report["changed"]) == (2, 2, 2)
     changes = {(c["from"]["priority"], c["to"]["priority"]) for c in report["changes"]}
-    assert changes == {(70, 60), (20, 50)}  # A and new callers under the expansion table
+    assert changes == {(70, 60), (20, 70)}  # expansion: new callers first, A after them
     with pytest.raises(ConfigError) as err:
         await hook(cand.replace('target: "queue:operators"', 'target: "manager:ghost"', 1).encode(),
                    timedelta(hours=1))

@@ -9,6 +9,10 @@ One look-up is at most four REST calls, the last three concurrent:
      deal pipelines (CATEGORY_ID) configured as orders or claims are counted as such.
   4. crm.<entity>.get for the first entity, only if `entity_fields` maps status/abc/vip.
 
+A company by its ID (a branch's parent, named by the legal-entity directory) is one
+crm.company.list filtered by ID (an unknown ID is an empty list, where crm.company.get
+answers an error), then its open deals as in 3.
+
 The webhook URL embeds a secret: it is never logged, never put in an error detail or repr.
 """
 from __future__ import annotations
@@ -32,6 +36,7 @@ from ari_app.crm.records import build_record
 
 SEARCH = "telephony.externalCall.searchCrmEntities"
 DEAL_LIST = "crm.deal.list"
+COMPANY_LIST = "crm.company.list"
 ENTITY_GET = {"CONTACT": "crm.contact.get", "COMPANY": "crm.company.get", "LEAD": "crm.lead.get"}
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
@@ -167,11 +172,7 @@ class Bitrix24Crm:
         deals: dict[str, dict[str, Any]] = {}
         for kind in ("CONTACT", "COMPANY"):
             deals.update(done.get(kind, {}))  # a deal of both the contact and the company counts once
-        counts = {"deal": 0, "order": 0, "claim": 0}
-        delivery_today = False
-        for deal in deals.values():
-            counts[self._kind(deal)] += 1
-            delivery_today = delivery_today or self._is_today(deal)
+        counts, delivery_today = self._count(deals)
 
         fields = done.get("entity")
         if fields is not None and not isinstance(fields, dict):
@@ -197,6 +198,46 @@ class Bitrix24Crm:
                 "responsible_timeman": first.timeman,  # OPENED / PAUSED / CLOSED ...
             },
         )
+
+    async def lookup_company(self, company_id: str) -> CrmRecord | None:
+        """The company with this Bitrix24 ID (digits); None for an ID that is not one."""
+        if not (company_id.isascii() and company_id.isdigit() and len(company_id) <= 19):
+            return None
+        cid = int(company_id)
+        select = ["ID", "TITLE", "ASSIGNED_BY_ID", *self._s.entity_fields.values()]
+        found = await self.call(COMPANY_LIST, {"filter": {"ID": cid}, "select": select})
+        if not isinstance(found, list) or not all(isinstance(c, dict) for c in found):
+            raise CrmBadAnswer(f"{COMPANY_LIST}: result is not a list of companies")
+        if not found:
+            return None
+        company = found[0]
+        counts, delivery_today = self._count(await self._open_deals("COMPANY_ID", cid) if self._s.count_deals else {})
+        status, abc, vip = self._entity_fields(company)
+        assigned = _scalar(company.get("ASSIGNED_BY_ID"))
+        assigned = assigned if assigned and assigned.isascii() and assigned.isdigit() and assigned != "0" else None
+        title = company.get("TITLE")
+        return build_record(
+            client_id=f"COMPANY:{cid}",
+            name=title if isinstance(title, str) else "",
+            status=status,
+            abc=abc,
+            responsible=self._s.managers.get(assigned) if assigned else None,
+            open_deals=counts["deal"],
+            open_orders=counts["order"],
+            open_claims=counts["claim"],
+            delivery_today=delivery_today,
+            vip=vip,
+            extra={"bitrix_entity": "COMPANY", "bitrix_id": cid, "bitrix_assigned_by": assigned},
+        )
+
+    def _count(self, deals: dict[str, dict[str, Any]]) -> tuple[dict[str, int], bool]:
+        """Open deals by kind (deal / order / claim), and whether one is delivered today."""
+        counts = {"deal": 0, "order": 0, "claim": 0}
+        delivery_today = False
+        for deal in deals.values():
+            counts[self._kind(deal)] += 1
+            delivery_today = delivery_today or self._is_today(deal)
+        return counts, delivery_today
 
     async def _open_deals(self, field: str, owner_id: int) -> dict[str, dict[str, Any]]:
         """Open deals of one contact/company by ID (the first page, 50, is plenty to route)."""

@@ -15,8 +15,10 @@
         vip: false
         extra: {city: Moscow}
 
-`reload()` builds a new index and swaps it in one assignment: a lookup sees the old
-directory or the new one, never half of each; a broken file keeps the old one.
+`lookup_company(id)` finds a client by its `id` (a company the legal-entity directory
+names as a branch's parent). `reload()` builds a new index and swaps it in one assignment: a
+lookup sees the old directory or the new one, never half of each; a broken file keeps the
+old one.
 """
 from __future__ import annotations
 
@@ -81,14 +83,21 @@ class _Entry:
     delivery_dates: frozenset[date]
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Index:
+    numbers: dict[str, _Entry]  # E.164 -> entry
+    ids: dict[str, _Entry]  # client id -> entry
+
+
 def load_directory(path: Path, default_region: str = "RU",
-                   known_person: Callable[[str], bool] | None = None) -> dict[str, _Entry]:
+                   known_person: Callable[[str], bool] | None = None) -> _Index:
     """Read and index a client directory; any problem -> ConfigError(file, key, reason, line).
 
     `known_person(id)` (the routing policy's people) checks every client's `responsible`."""
     directory, doc = load_model_doc(path, ClientDirectory)
 
     index: dict[str, _Entry] = {}
+    ids: dict[str, _Entry] = {}
     owners: dict[str, str] = {}
     seen_ids: set[str] = set()
     for i, c in enumerate(directory.clients):
@@ -107,6 +116,7 @@ def load_directory(path: Path, default_region: str = "RU",
             ),
             delivery_dates=frozenset(c.delivery_dates),
         )
+        ids[c.id] = entry
         for j, raw in enumerate(c.numbers):
             key = f"clients.{i}.numbers.{j}"
             number = normalize(raw, default_region)
@@ -117,7 +127,7 @@ def load_directory(path: Path, default_region: str = "RU",
                 raise doc.error(key, f"{number} already belongs to client {sanitize_for_log(owner)}")
             owners[number] = c.id
             index[number] = entry
-    return index
+    return _Index(index, ids)
 
 
 class FileCrm:
@@ -137,14 +147,14 @@ class FileCrm:
         self._known_person = known_person
         tz = ZoneInfo(timezone)
         self._today = today or (lambda: datetime.now(tz).date())
-        self._index: dict[str, _Entry] = {}
+        self._index = _Index({}, {})
         self.reload()
 
     def __repr__(self) -> str:
-        return f"FileCrm({str(self.path)!r}, {len(self._index)} numbers)"
+        return f"FileCrm({str(self.path)!r}, {len(self._index.numbers)} numbers)"
 
     def __len__(self) -> int:
-        return len(self._index)
+        return len(self._index.numbers)
 
     def reload(self) -> int:
         """Re-read the file and swap the index atomically; returns the number of numbers.
@@ -153,7 +163,7 @@ class FileCrm:
         """
         index = load_directory(self.path, self._region, self._known_person)
         self._index = index
-        return len(index)
+        return len(index.numbers)
 
     def prepare_reload(self) -> Callable[[], int]:
         """Read and check the file now (blocking: off the event loop); the returned function
@@ -162,11 +172,16 @@ class FileCrm:
 
         def swap() -> int:
             self._index = index
-            return len(index)
+            return len(index.numbers)
         return swap
 
     async def lookup(self, number: str) -> CrmRecord | None:
-        entry = self._index.get(number)
+        return self._record(self._index.numbers.get(number))
+
+    async def lookup_company(self, company_id: str) -> CrmRecord | None:
+        return self._record(self._index.ids.get(company_id))
+
+    def _record(self, entry: _Entry | None) -> CrmRecord | None:
         if entry is None:
             return None
         if entry.delivery_dates and not entry.record.delivery_today and self._today() in entry.delivery_dates:

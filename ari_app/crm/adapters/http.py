@@ -1,4 +1,5 @@
-"""Generic HTTP CRM: GET one URL per number, read a JSON object (docs/crm-http-contract.md)."""
+"""Generic HTTP CRM: GET one URL per number (or per company id), read a JSON object
+(docs/crm-http-contract.md)."""
 from __future__ import annotations
 
 from typing import Any
@@ -10,7 +11,7 @@ from ari_app.config.crm_settings import HttpCrmSettings
 from ari_app.core.models import CrmRecord
 from ari_app.core.numbers import require_e164
 from ari_app.crm.adapters import _http
-from ari_app.crm.base import CrmBadAnswer, CrmErrorAnswer, CrmUnavailable
+from ari_app.crm.base import COMPANY_ID_RE, CrmBadAnswer, CrmErrorAnswer, CrmUnavailable
 from ari_app.crm.records import build_record
 
 _MISSING = object()
@@ -111,11 +112,28 @@ class HttpCrm:
         # which the URL library then resolves as path segments (/clients/.. -> /).
         return self._settings.url_template.replace("{number}", quote(require_e164(number), safe=""))
 
+    def company_url_for(self, company_id: str) -> str | None:
+        """None when no company_url_template is set. Only ids of the directory's form get
+        here (ValueError otherwise), quoted like numbers."""
+        template = self._settings.company_url_template
+        if template is None:
+            return None
+        if not COMPANY_ID_RE.fullmatch(company_id):
+            raise ValueError("not a company id")
+        return template.replace("{company_id}", quote(company_id, safe=""))
+
     async def lookup(self, number: str) -> CrmRecord | None:
+        return await self._get(self.url_for(number))
+
+    async def lookup_company(self, company_id: str) -> CrmRecord | None:
+        url = self.company_url_for(company_id)
+        return await self._get(url) if url is not None else None
+
+    async def _get(self, url: str) -> CrmRecord | None:
         status, body = await _http.request(
             self._session.get(),
             "GET",
-            self.url_for(number),
+            url,
             headers=self._headers,
             max_bytes=self._settings.max_body_bytes,
             timeout_s=self._settings.timeout_s,
