@@ -11,8 +11,8 @@ import asyncio
 import json
 import os
 import sys
-from dataclasses import replace
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import NoReturn
@@ -56,6 +56,14 @@ def _instant(value: str) -> datetime:
         return datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not ISO 8601 (2026-06-15T12:00:00+03:00)") from None
+
+
+def _request_id(value: str) -> str:
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", value, re.ASCII):
+        raise argparse.ArgumentTypeError(f"{value[:40]!r} is not a callback request id")
+    return value
 
 
 def parser() -> argparse.ArgumentParser:
@@ -110,6 +118,14 @@ def parser() -> argparse.ArgumentParser:
     nimp.add_argument("--output", type=Path, default=None,
                       help="the plan file to write (default: caseline.yaml numbering_file)")
     command("reload", "reload routing config, directories and file CRM (ops API)")
+    cb = command("callbacks", "callback requests: list them (newest first), or place one now")
+    cb.add_argument("--json", action="store_true", help='one JSON object {"callbacks": [...], "count"}')
+    cb.add_argument("--status", choices=("open", "dialling", "done", "failed", "expired"), default=None)
+    cb.add_argument("--last", type=int, default=50, help="the newest N requests (default 50)")
+    cb_sub = cb.add_subparsers(dest="callbacks_command", required=False, parser_class=_Parser)
+    cbd = cb_sub.add_parser("dial", parents=[common],
+                            help="place request ID now, whatever the hour (ops API)")
+    cbd.add_argument("id", type=_request_id)
     crm = command("crm", "CRM cache")
     crm_sub = crm.add_subparsers(dest="crm_command", required=True, parser_class=_Parser)
     inv = crm_sub.add_parser("invalidate", help="forget cached CRM answers (ops API)", parents=[common])
@@ -286,7 +302,11 @@ async def import_cdr_command(args: argparse.Namespace) -> int:
     from ari_app.config.live import LiveConfig
     from ari_app.config.settings import load_settings
     from ari_app.history.cdr import CdrReport, import_cdr_file, learning_rules
-    from ari_app.history.store import HistoryUnavailable, RedisHistoryStore, redis_client
+    from ari_app.history.store import (
+        HistoryUnavailable,
+        RedisHistoryStore,
+        redis_client,
+    )
 
     try:  # before anything else: a wrong path is the most likely mistake
         with args.file.open("rb"):
@@ -367,6 +387,35 @@ async def ops_request(args: argparse.Namespace, method: str, path: str,
         raise CliError(f"ops API at {url} not reachable: {type(e).__name__}") from None
 
 
+async def callbacks_command(args: argparse.Namespace) -> int:
+    if args.callbacks_command == "dial":
+        return await ops_request(args, "POST", f"/callbacks/{args.id}/dial")
+    from ari_app.config.settings import load_settings
+    from ari_app.history.store import redis_client
+    from ari_app.record.callbacks import CallbackStore
+
+    settings = load_settings(args.config)
+    redis = redis_client(settings.redis.url, timeout_s=5)
+    try:
+        found = await CallbackStore(redis).listing(max(1, min(args.last, 10_000)))
+    finally:
+        await redis.aclose()
+    now = datetime.now(UTC)
+    rows = [r.as_dict(now, mask_numbers=settings.logging.mask_numbers) for r in found]
+    rows = [r for r in rows if args.status is None or r["status"] == args.status]
+    if args.json:
+        print(json.dumps({"callbacks": rows, "count": len(rows)}, ensure_ascii=False, indent=1))
+        return 0
+    if not rows:
+        print("no callback requests" + (f" {args.status}" if args.status else ""))
+    for r in reversed(rows):  # oldest first, like `caseline calls`
+        due = f"due {r['due_at']}" if r["status"] == "open" else (r["result"] or "-")
+        print(f"{r['filed_at']}  {r['id']}  {r['status']:<8} {r['number']:>14}  "
+              f"holder {r['holder'] or '(operators)':<11} prio {r['priority']:>3}  "
+              f"attempts {r['attempts']}  {due}  {r['reason']}")
+    return 0
+
+
 async def reload_command(args: argparse.Namespace) -> int:
     return await ops_request(args, "POST", "/reload")
 
@@ -394,7 +443,7 @@ async def history_command(args: argparse.Namespace) -> int:
 COMMANDS = {"explain": explain_command, "calls": calls_command, "replay": replay_command,
             "check-config": check_command, "check": check_command, "import-cdr": import_cdr_command,
             "history": history_command, "numbering": numbering_command, "reload": reload_command, "crm": crm_command,
-            "dialplan": dialplan_command}
+            "dialplan": dialplan_command, "callbacks": callbacks_command}
 
 
 if __name__ == "__main__":

@@ -34,9 +34,14 @@ from ari_app.ops.ami import ami_ready
 from ari_app.ops.api import OpsServer, create_app
 from ari_app.ops.config_reload import ConfigReloads
 from ari_app.ops.listen import PortInUse, raise_open_file_limit
+from ari_app.ops.live_events import LiveFeed
 from ari_app.ops.logs import configure_json_logging
 from ari_app.ops.metrics import Metrics
+from ari_app.record.callback_api import callback_hooks, file_decided
+from ari_app.record.callbacks import CallbackFiler, CallbackStore
 from ari_app.record.cdr_listener import CdrListener
+from ari_app.record.console_data import console_hooks
+from ari_app.record.live_view import live_view
 from ari_app.record.observer import CallObserver
 from ari_app.record.outcomes import OutcomeRecorder
 from ari_app.record.pending_writes import PendingWrites
@@ -44,6 +49,7 @@ from ari_app.record.replay import entries_since, replay
 from ari_app.router import Router
 from ari_app.stasis.app import StasisApp
 from ari_app.stasis.call import Call
+from ari_app.stasis.callback_dialer import CallbackDialer
 from ari_app.stasis.execute import Executor, leave_to_dialplan
 from ari_app.stasis.greet import make_greeter
 from ari_app.stasis.handler import CallRouting
@@ -53,7 +59,8 @@ log = logging.getLogger("caseline")
 
 # The ARI events Caseline acts on; Asterisk filters the rest out before sending.
 EVENT_TYPES = ("StasisStart", "StasisEnd", "ChannelDestroyed", "Dial", "PlaybackFinished",
-               "ChannelDtmfReceived", "ApplicationReplaced")
+               "ChannelDtmfReceived", "ApplicationReplaced", "ChannelStateChange",
+               "BridgeBlindTransfer", "BridgeAttendedTransfer")
 
 
 async def _finish(task: asyncio.Task) -> None:
@@ -156,12 +163,16 @@ async def build_routing_app(settings: Settings, config_dir: Path, ari: HttpAri,
     pending = PendingWrites(on_dropped=dropped.inc, on_refused=refused.inc)
     retry = asyncio.create_task(pending.run(), name="pending-writes")
     stack.callback(retry.cancel)
-    recorder = OutcomeRecorder(core.redis, core.history, max_entries=settings.decision_log_max,
+    recorder = OutcomeRecorder(core.redis, max_entries=settings.decision_log_max,
                                pending=pending, mask_numbers=settings.logging.mask_numbers)
     # `app` is bound below; the observer only counts its calls once calls arrive
-    observer = CallObserver(metrics, live_count=lambda: len(app.calls))
+    feed = LiveFeed()  # the console's live calls (GET /events/calls)
+    observer = CallObserver(metrics, live_count=lambda: len(app.calls), feed=feed)
+    callbacks = CallbackStore(core.redis, keep=settings.callbacks.keep)
+    filer = CallbackFiler(callbacks, settings.callbacks, pending)  # route steps `callback`
     handler = CallRouting(core.router, Executor(RedisPresence(core.redis),
-                                   one_call_per_person=settings.calls.one_call_per_person), recorder,
+                                   one_call_per_person=settings.calls.one_call_per_person,
+                                   callbacks=filer), recorder,
                           on_decided=observer.decided, on_finished=observer.finished)
 
     async def on_call_error(call: Call, error: BaseException) -> None:
@@ -180,8 +191,9 @@ async def build_routing_app(settings: Settings, config_dir: Path, ari: HttpAri,
                       on_bad_event=bad_cdr.inc)
     await cdr.start()
     stack.push_async_callback(cdr.close)
+    dialer = await start_dialer(settings, core, app, callbacks, pending, stack)
 
-    agi = AgiServer(agi_route(core.router), agi_endpoint_of(core.config), settings.agi.host,
+    agi = AgiServer(agi_route(core.router, filer), agi_endpoint_of(core.config), settings.agi.host,
                     settings.agi.port, metrics=metrics)
     await _listen(agi, config_dir, "agi.port")
     stack.push_async_callback(agi.close, 2.0)
@@ -190,18 +202,43 @@ async def build_routing_app(settings: Settings, config_dir: Path, ari: HttpAri,
         token=settings.ops_token, metrics=metrics,
         checks={"ari": ari_check(app), "redis": redis_check(core.redis),
                 "ami": lambda: ami_ready(settings.ami)},
-        reload=reloads.reload, live_calls=app.live_calls,
+        reload=reloads.reload, live_calls=live_view(app.live_calls, app.calls),
         invalidate=invalidate_hook(core.crm, settings.numbers.default_region),
-        replay=replay_hook(core.redis, core.config)),
+        replay=replay_hook(core.redis, core.config),
+        console=console_hooks(redis=core.redis, router=core.router, config=core.config,
+                              reload=reloads.reload, feed=feed, crm_configured=core.crm is not None),
+        callbacks=callback_hooks(callbacks, filer, core.router, region=settings.numbers.default_region,
+                                 mask_numbers=settings.logging.mask_numbers,
+                                 dial=dialer.dial_now if dialer else None,
+                                 on_filed=dialer.wake if dialer else lambda: None)),
         settings.ops.host, settings.ops.port)
     await _listen(ops, config_dir, "ops.port")
     stack.push_async_callback(ops.close)
     return app
 
 
-def agi_route(router: Router):
+async def start_dialer(settings: Settings, core: Core, app: StasisApp, store: CallbackStore,
+                       pending: PendingWrites, stack: AsyncExitStack) -> CallbackDialer | None:
+    """The callback dialler (stasis/callback_dialer.py), stopped with the process."""
+    if not settings.callbacks.enabled:
+        return None
+    dialer = CallbackDialer(app, store, policy=lambda: core.config.current.policy,
+                            history=core.history, presence=RedisPresence(core.redis),
+                            settings=settings.callbacks, clock=SystemClock(), pending=pending)
+    task = asyncio.create_task(dialer.run(), name="callback-dialer")
+
+    async def stop() -> None:
+        task.cancel()
+        await _finish(task)
+    stack.push_async_callback(stop)
+    return dialer
+
+
+def agi_route(router: Router, filer: CallbackFiler | None = None):
     async def route(raw_caller_id: str | None, call_id: str):
         routed = await router.route(raw_caller_id, call_id)
+        if filer is not None and routed.decision.callback_request:
+            await file_decided(filer, routed, call_id)  # the dialplan plays the intro, hangs up
         return routed.profile, routed.decision
     return route
 

@@ -224,10 +224,10 @@ async def seed_history(core, callers: Sequence[Caller], batch: int = 5000) -> in
 async def build(stack: AsyncExitStack, config_dir: Path, redis_url: str, *, fixed_clock: bool = True,
                 metrics=None):  # type: ignore[no-untyped-def]
     """The app's own core (ari_app.main.build_core) on `redis_url`, clock fixed at NOW."""
-    from ari_app.main import build_core
-    from ari_app.config.settings import load_settings
-
     import asyncio
+
+    from ari_app.config.settings import load_settings
+    from ari_app.main import build_core
 
     settings = load_settings(config_dir, env={"CASELINE_REDIS_URL": redis_url})
     core = await build_core(settings, config_dir, stack, metrics)
@@ -339,11 +339,11 @@ class App:
 
 def build_app(core, ari, metrics, *, presence=None) -> App:  # type: ignore[no-untyped-def]
     """The call-handling half of ari_app.main.build_routing_app, on `ari` (no AMI/AGI/ops)."""
+    from ari_app.record.observer import CallObserver
+    from ari_app.record.outcomes import OutcomeRecorder
     from ari_app.stasis.app import StasisApp
     from ari_app.stasis.execute import Executor, leave_to_dialplan
     from ari_app.stasis.handler import CallRouting
-    from ari_app.record.observer import CallObserver
-    from ari_app.record.outcomes import OutcomeRecorder
     from ari_app.stasis.presence import RedisPresence
 
     settings = core.settings
@@ -352,7 +352,7 @@ def build_app(core, ari, metrics, *, presence=None) -> App:  # type: ignore[no-u
         from ari_app.record.pending_writes import PendingWrites
 
         extra["pending"] = PendingWrites()
-    recorder = OutcomeRecorder(core.redis, core.history, max_entries=settings.decision_log_max,
+    recorder = OutcomeRecorder(core.redis, max_entries=settings.decision_log_max,
                                mask_numbers=settings.logging.mask_numbers, **extra)
     box = App(app=None)
     observer = CallObserver(metrics, live_count=lambda: len(box.app.calls) if box.app else 0)

@@ -20,7 +20,14 @@ from ari_app.config.files import (
     validation_to_config_error,
 )
 from ari_app.core import public_holidays
-from ari_app.core.policy import DYNAMIC_REFS, TERMINAL_REFS, Policy, Ref, RefKind, Rule
+from ari_app.core.policy import (
+    CONDITIONAL_REFS,
+    TERMINAL_REFS,
+    Policy,
+    Ref,
+    RefKind,
+    Rule,
+)
 
 
 def load_policy(path: str | Path) -> Policy:
@@ -43,6 +50,14 @@ def policy_problems(path: Path) -> tuple[Policy | None, list[ConfigError]]:
     policy when there are none."""
     try:
         doc = read_yaml_doc(path)
+    except ConfigError as e:
+        return None, [e]
+    return doc_policy_problems(doc)
+
+
+def doc_policy_problems(doc: YamlDoc) -> tuple[Policy | None, list[ConfigError]]:
+    """policy_problems of a parsed document (a candidate sent to the ops API, too)."""
+    try:
         data = {} if doc.data is None else doc.data
         if not isinstance(data, dict):
             validate_doc(doc, Policy)  # raises the "expected a mapping" error
@@ -107,14 +122,18 @@ def cross_check(policy: Policy) -> list[tuple[str, str]]:
             RefKind.QUEUE: ("queues", p.queues),
             RefKind.IVR: ("ivr", p.ivr),
             RefKind.VOICEMAIL: ("voicemail", p.voicemail),
+            RefKind.CALLBACK: ("recordings", p.recordings),  # callback:<recording> plays it
         }
-        if ref.kind in tables:
+        if ref.kind in tables and (ref.id or ref.kind is not RefKind.CALLBACK):
             section, table = tables[ref.kind]
             if ref.id not in table:
                 problems.append((key, f"{ref} not found in {section}"))
 
     def must_be_terminal(key: str, ref: Ref | None) -> None:
-        if ref is not None and ref.kind not in TERMINAL_REFS:
+        if ref is not None and ref.kind is RefKind.CALLBACK:
+            problems.append((key, f"{ref} cannot be a fallback (a withheld caller cannot be called "
+                             "back): use it as an alternative of a rule's or an IVR option's target"))
+        elif ref is not None and ref.kind not in TERMINAL_REFS:
             problems.append((key, f"{ref} is not terminal: use queue:, ivr:, voicemail: or hangup"))
 
     def has(key: str, table: dict[str, object], ident: str | None, section: str) -> None:
@@ -200,11 +219,11 @@ def holiday_problems(policy: Policy) -> list[tuple[str, str]]:
 
 def _may_lead_to(targets: Sequence[Ref]) -> list[tuple[int, Ref]]:
     """The alternatives a choice may end on: up to the first that always resolves (holder
-    and history_owner resolve only when the caller has one)."""
+    and history_owner resolve only when the caller has one, callback only with a number)."""
     out = []
     for i, ref in enumerate(targets):
         out.append((i, ref))
-        if ref.kind not in DYNAMIC_REFS:
+        if ref.kind not in CONDITIONAL_REFS:
             break
     return out
 

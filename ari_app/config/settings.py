@@ -13,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from ari_app.config.callback_settings import CallbackSettings
 from ari_app.config.crm_settings import CrmSettings
 from ari_app.config.files import ConfigError, load_model
 from ari_app.config.history_settings import HistorySettings
@@ -92,6 +93,7 @@ class Settings(Strict):
     learning: LearningSettings = LearningSettings()
     history_budget_ms: int = Field(150, ge=5, le=5000)  # Redis look-up bound per call
     crm: CrmSettings = CrmSettings()
+    callbacks: CallbackSettings = CallbackSettings()
     routing_file: str = "routing.yaml"  # relative to the config folder
     legal_entities_file: str = "legal_entities.yaml"
     numbering_file: str = "numbering/ru.csv"  # `caseline numbering import` writes it

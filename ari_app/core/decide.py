@@ -164,7 +164,8 @@ def _fire(policy: Policy, profile: CallerProfile, rule_id: str, rule: Rule, why:
     if target.kind in (RefKind.MANAGER, RefKind.SUPERVISOR):
         by_value = "" if rule.chain else f" (by client value {_abc(profile, policy) or 'unknown'})"
         reasons.append(Reason("chain", f"fallback chain '{chain_id}'{by_value}"))
-    return Decision(_service(route), priority, route, tuple(reasons))
+    return Decision(_service(route), priority, route, tuple(reasons),
+                    callback_request=route[-1].kind is StepKind.CALLBACK, rule=rule_id)
 
 
 def _default(policy: Policy, profile: CallerProfile, reasons: list[Reason]) -> Decision:
@@ -172,7 +173,7 @@ def _default(policy: Policy, profile: CallerProfile, reasons: list[Reason]) -> D
     route = _route(policy, None, policy.defaults.target, policy.chains[policy.chain_by_value.unknown], policy.defaults.ring_timeout_s)
     reasons.append(Reason("default", f"no rule matched -> {policy.defaults.target}"))
     reasons.append(Reason("priority", ptext))
-    return Decision(_service(route), priority, route, tuple(reasons))
+    return Decision(_service(route), priority, route, tuple(reasons), rule="default")
 
 
 def _base_priority(policy: Policy, profile: CallerProfile) -> tuple[int, str]:
@@ -190,11 +191,18 @@ def _after_hours(policy: Policy, profile: CallerProfile, closed: tuple[str, str]
         steps.append(RouteStep(StepKind.IVR, ah.ivr_menu))
     elif ah.action == "voicemail" and ah.mailbox:
         steps.append(RouteStep(StepKind.VOICEMAIL, policy.mailbox_of(ah.mailbox)))
-    else:  # callback_request: the intro says we will call back; the executor files the request
+    elif ah.action == "callback_request" and profile.number is not None:
+        # the intro says we will call back; the executor files the request, then hangs up
+        steps.append(RouteStep(StepKind.CALLBACK, ""))
+    else:  # a withheld caller cannot be called back: the intro, then goodbye
         steps.append(RouteStep(StepKind.HANGUP, ""))
     priority, _ = _base_priority(policy, profile)
-    reasons.append(Reason(closed[0], f"{closed[1]} -> after-hours action: {ah.action}"))
-    return Decision(_service(tuple(steps)), priority, tuple(steps), tuple(reasons), callback_request=ah.action == "callback_request")
+    text = f"{closed[1]} -> after-hours action: {ah.action}"
+    if ah.action == "callback_request" and profile.number is None:
+        text += " (no number to call back: hang up)"
+    reasons.append(Reason(closed[0], text))
+    return Decision(_service(tuple(steps)), priority, tuple(steps), tuple(reasons),
+                    callback_request=steps[-1].kind is StepKind.CALLBACK, rule=closed[0])
 
 
 def _safe_default(policy: Policy, error: str) -> Decision:
@@ -203,7 +211,7 @@ def _safe_default(policy: Policy, error: str) -> Decision:
         route = (_terminal(policy, policy.defaults.target),)
     except Exception:
         route = (RouteStep(StepKind.QUEUE, DEFAULT_QUEUE),)  # the dialplan's own fallback queue
-    return Decision(_service(route), 0, route, (reason,))
+    return Decision(_service(route), 0, route, (reason,), rule="decide.error")
 
 
 # --- targets and routes ----------------------------------------------------------------
@@ -219,6 +227,9 @@ def _resolve(policy: Policy, targets: Sequence[Ref], profile: CallerProfile) -> 
             pid, label = profile.history.owner, "history owner"
         elif policy.person(ref.id) is None and ref.kind in (RefKind.MANAGER, RefKind.SUPERVISOR):
             notes.append(f"{ref} unknown")  # cannot happen with a cross-checked policy
+            continue
+        elif ref.kind is RefKind.CALLBACK and profile.number is None:
+            notes.append("no number to call back")
             continue
         else:
             return ref, notes
@@ -240,6 +251,8 @@ def _terminal(policy: Policy, ref: Ref) -> RouteStep:
         return RouteStep(StepKind.IVR, ref.id)
     if ref.kind is RefKind.VOICEMAIL:
         return RouteStep(StepKind.VOICEMAIL, policy.mailbox_of(ref.id))
+    if ref.kind is RefKind.CALLBACK:
+        return RouteStep(StepKind.CALLBACK, policy.sound_of(ref.id) if ref.id else "")
     return RouteStep(StepKind.HANGUP, "")
 
 
@@ -371,6 +384,14 @@ def caller_local_time(profile: CallerProfile, now: datetime) -> datetime | None:
     if now.tzinfo is None or now.utcoffset() is None:
         now = now.replace(tzinfo=UTC)
     return _caller_time(profile, now)[0]
+
+
+def is_open(policy: Policy, now: datetime) -> bool:
+    """Whether the company is open at `now` as rule 1 sees it (working hours, own and public
+    holidays, in the company's zone); naive `now` means UTC. The callback dialer's gate."""
+    if now.tzinfo is None or now.utcoffset() is None:
+        now = now.replace(tzinfo=UTC)
+    return _closed(policy, _astz(now, zone(policy.company.timezone))) is None
 
 
 def is_night(policy: Policy, caller_local: datetime | None) -> bool | None:

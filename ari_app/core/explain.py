@@ -6,7 +6,13 @@ from datetime import datetime
 from typing import Any
 
 from ari_app.core.decide import caller_local_time, is_night
-from ari_app.core.models import CallerProfile, Decision, HistoryClass, SourceStatus, StepKind
+from ari_app.core.models import (
+    CallerProfile,
+    Decision,
+    HistoryClass,
+    SourceStatus,
+    StepKind,
+)
 from ari_app.core.policy import Policy
 
 
@@ -20,6 +26,8 @@ def explain(decision: Decision) -> str:
             text = f"play {s.target}, then {i + 1}"
         elif s.kind is StepKind.HANGUP:
             text = "hang up [end]"
+        elif s.kind is StepKind.CALLBACK:
+            text = "file a callback request" + (f", play {s.target}" if s.target else "") + ", hang up [end]"
         else:
             text = f"{s.kind} {s.target} [end]"
         lines.append(f"  {i}. {text}")

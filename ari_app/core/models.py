@@ -187,9 +187,12 @@ class StepKind(StrEnum):
     PLAYBACK = "playback"  # play a recording, then go on to the next step
     VOICEMAIL = "voicemail"  # leave a message (terminal)
     HANGUP = "hangup"  # terminal
+    # file a callback request for the caller, play `target` (a sound, may be ""), hang up
+    CALLBACK = "callback"  # terminal
 
 
-TERMINAL_KINDS = frozenset({StepKind.QUEUE, StepKind.IVR, StepKind.VOICEMAIL, StepKind.HANGUP})
+TERMINAL_KINDS = frozenset({StepKind.QUEUE, StepKind.IVR, StepKind.VOICEMAIL, StepKind.HANGUP,
+                            StepKind.CALLBACK})
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +224,8 @@ class Decision:
     priority: int  # Asterisk QUEUE_PRIO scale: higher is answered first, 0 is normal
     route: tuple[RouteStep, ...]
     reasons: tuple[Reason, ...]
-    callback_request: bool = False  # after hours: the executor files a callback request for this caller
+    callback_request: bool = False  # the route ends in a callback step: a request is filed for the caller
+    rule: str = ""  # the rule that decided ("abc.A", "hours.after_hours", "default"): a request's reason
 
 
 class DialResult(StrEnum):
@@ -231,6 +235,9 @@ class DialResult(StrEnum):
     BUSY = "busy"
     NO_ANSWER = "no_answer"
     UNAVAILABLE = "unavailable"
+    # the person answered and transferred the caller, the target never answered and the
+    # transferrer is gone: the route goes on as after no answer (the client is not lost)
+    TRANSFER_FAILED = "transfer_failed"
 
 
 class OutcomeResult(StrEnum):
@@ -241,6 +248,7 @@ class OutcomeResult(StrEnum):
     QUEUE = "queue"  # handed to an Asterisk queue (the queue's CDR says who answered)
     VOICEMAIL = "voicemail"
     HANGUP = "hangup"  # the route said hang up
+    CALLBACK = "callback"  # a callback request was filed, then the caller was hung up
     CALLER_HUNG_UP = "caller_hung_up"  # the caller left before anyone answered
     DIALPLAN = "dialplan"  # an internal error: handed to the dialplan's operators' queue
     INTERRUPTED = "interrupted"  # Caseline stopped (a replacing instance adopts the call)

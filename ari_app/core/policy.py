@@ -50,9 +50,14 @@ class RefKind(StrEnum):
     IVR = "ivr"
     VOICEMAIL = "voicemail"
     HANGUP = "hangup"
+    # file a callback request, play the recording `id` if given, hang up; resolves only for a
+    # caller with a number, so it is a rule's or an IVR option's alternative, never a fallback
+    CALLBACK = "callback"
 
 
 DYNAMIC_REFS = frozenset({RefKind.HOLDER, RefKind.HISTORY_OWNER})
+# may not resolve for a caller (no case holder, no number): the next alternative is tried
+CONDITIONAL_REFS = DYNAMIC_REFS | {RefKind.CALLBACK}
 TERMINAL_REFS = frozenset({RefKind.QUEUE, RefKind.IVR, RefKind.VOICEMAIL, RefKind.HANGUP})
 
 
@@ -81,6 +86,8 @@ def parse_ref(value: object) -> Ref:
         if sep:
             raise ValueError(f"'{kind}' takes no ':id'")
         return Ref(kind)
+    if kind is RefKind.CALLBACK and not sep:
+        return Ref(kind)  # "callback": no confirmation recording; "callback:<recording>"
     if not _ID_RE.match(ident):
         raise ValueError(f"'{kind}' needs an id, e.g. '{kind}:name'")
     return Ref(kind, ident)
@@ -176,6 +183,8 @@ class Company(_Model):
     name: str = ""
     timezone: str
     country: Country | None = None  # where the company is: whose public holidays close it
+    # shown to clients we call back (E.164); unset: the trunk's own caller ID
+    caller_id: str | None = Field(None, pattern=r"^\+[1-9][0-9]{6,14}$")
 
     @field_validator("timezone")
     @classmethod

@@ -1,5 +1,5 @@
 """The ops HTTP API (aiohttp): health, readiness, metrics, reload, live calls, CRM cache,
-replay of a candidate routing policy on recent calls.
+replay of a candidate routing policy on recent calls, callback requests (callbacks_api.py).
 
 Everything but /healthz and /readyz needs `Authorization: Bearer <ops token>`. With no
 token configured every protected endpoint answers 403: the API is never open by accident.
@@ -25,6 +25,9 @@ from pydantic import SecretStr
 
 from ari_app.config.files import ConfigError
 from ari_app.config.history_settings import parse_duration
+from ari_app.ops.callbacks_api import CallbackHooks, add_callback_routes
+from ari_app.ops.console import add_console_files, add_security_headers, is_console_file
+from ari_app.ops.console_api import ConsoleHooks, add_console_routes
 from ari_app.ops.listen import ConnectionGuard, GuardedSite, PortInUse, is_port_in_use
 from ari_app.ops.metrics import CONTENT_TYPE, Metrics
 from ari_app.ops.readiness import Check, Readiness
@@ -85,7 +88,8 @@ async def _maybe_await(value: Any) -> Any:
 async def _auth(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
                 ) -> web.StreamResponse:
     try:
-        if request.path not in PUBLIC_PATHS:
+        # the console's files hold no data: its page sends the token on each data request
+        if request.path not in PUBLIC_PATHS and not is_console_file(request.path):
             token = request.app[_TOKEN]
             if not token:
                 return _json({"error": "ops token not configured"}, 403)
@@ -228,7 +232,9 @@ async def _replay(request: web.Request) -> web.Response:
 
 def create_app(*, token: SecretStr | str | None, metrics: Metrics, checks: Mapping[str, Check],
                reload: Reload, live_calls: LiveCalls, invalidate: Invalidate,
-               replay: Replay | None = None, check_timeout: float = 2.0,
+               replay: Replay | None = None, console: ConsoleHooks | None = None,
+               callbacks: CallbackHooks | None = None,
+               check_timeout: float = 2.0,
                ready_cache_s: float = READY_CACHE_S) -> web.Application:
     """The aiohttp application; `checks` maps a name ("ari", "redis", "ami") to an async bool."""
     secret = token.get_secret_value() if isinstance(token, SecretStr) else (token or "")
@@ -248,6 +254,12 @@ def create_app(*, token: SecretStr | str | None, metrics: Metrics, checks: Mappi
     app.router.add_get("/calls/{id}", _call)
     app.router.add_post("/crm/invalidate", _crm_invalidate)
     app.router.add_post("/replay", _replay)
+    add_security_headers(app)
+    add_console_files(app)  # /console/ (ops/console.py)
+    if console is not None:  # its data routes, behind the token like everything above
+        add_console_routes(app, console, live_calls)
+    if callbacks is not None:  # GET/POST /callbacks, POST /callbacks/{id}/dial (ops/callbacks_api.py)
+        add_callback_routes(app, callbacks)
     return app
 
 

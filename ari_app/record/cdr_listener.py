@@ -40,6 +40,7 @@ _FIELDS = ("AccountCode", "Source", "Destination", "DestinationContext", "Caller
            "EndTime", "Duration", "BillableSeconds", "Disposition", "AMAFlags", "UniqueID",
            "UserField", "LinkedID")
 MAX_OPEN_CALLS = 10_000  # calls whose records are still arriving; beyond: learn the oldest now
+MAX_CALL_S = 4 * 3600 + 60  # records of a call kept at most this long (a stuck channel)
 MAX_ROWS_PER_CALL = 50  # a call with more records than this is a loop, not a conversation
 LEARNED_TTL_S = 7 * 86_400
 
@@ -62,7 +63,12 @@ def cdr_event_row(event: Mapping[str, str], received: datetime) -> CdrRow:
 @dataclass
 class _OpenCall:
     rows: list[CdrRow] = field(default_factory=list)
+    first_seen: float = 0.0
     last_seen: float = 0.0
+    # Asterisk posts each channel's records when that channel ends: a transfer's Local half
+    # may post before or after the client's channel. The call is complete once the records
+    # of its first channel (uniqueid == linkedid) are in and nothing came for settle_s.
+    origin_seen: bool = False
 
 
 class CdrListener:
@@ -125,10 +131,11 @@ class CdrListener:
             if len(self.open) >= MAX_OPEN_CALLS:  # bounded: the oldest call is learned early
                 oldest = next(iter(self.open))
                 self._ready.append(self.open.pop(oldest).rows)
-            call = self.open[key] = _OpenCall()
+            call = self.open[key] = _OpenCall(first_seen=self.clock())
         if len(call.rows) < MAX_ROWS_PER_CALL:
             call.rows.append(row)
         call.last_seen = self.clock()
+        call.origin_seen = call.origin_seen or not row.linkedid or row.uniqueid == row.linkedid
 
     async def settle_forever(self) -> None:
         """Learn from every call whose records have been quiet for settle_s (cancel to stop)."""
@@ -140,7 +147,8 @@ class CdrListener:
         """Learn from the calls that are done (all of them with everything=True)."""
         now = self.clock()
         done = [key for key, call in self.open.items()
-                if everything or now - call.last_seen >= self.settle_s]
+                if everything or (call.origin_seen and now - call.last_seen >= self.settle_s)
+                or now - call.first_seen >= MAX_CALL_S]
         batches, self._ready = [*self._ready, *(self.open.pop(key).rows for key in done)], []
         learned = 0
         for rows in batches:

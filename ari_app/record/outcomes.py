@@ -1,5 +1,8 @@
-"""Remembering what happened: history (who answered becomes the case holder) and the
-capped decision log (a Redis stream) that `caseline calls --last N` reads."""
+"""The capped decision log (a Redis stream) that `caseline calls --last N` reads.
+
+History (who talked with the client, and so who holds the case) is not written here: it is
+learned from Asterisk's CDRs for every call, whatever path it took (record/cdr_listener.py).
+"""
 from __future__ import annotations
 
 import json
@@ -9,25 +12,15 @@ from redis.asyncio import Redis
 
 from ari_app.core.models import (
     CallerProfile,
-    Contact,
     Decision,
-    Direction,
     Outcome,
-    OutcomeResult,
 )
 from ari_app.core.numbers import mask
-from ari_app.core.ports import HistoryStore
 from ari_app.record.pending_writes import PendingWrites
 from ari_app.record.profile_json import profile_to_json
 
 DECISION_LOG = "caseline:decisions"
 LEARNED_KEY = "caseline:learned:"  # + call id: who talked (record/cdr_listener.py)
-# Calls handed to the operators' queue are recorded from Asterisk's CDR (the queue knows who
-# answered); everything else is recorded here, once, when the call task ends.
-RECORDED_HERE = frozenset({OutcomeResult.ANSWERED, OutcomeResult.CALLER_HUNG_UP,
-                           OutcomeResult.VOICEMAIL, OutcomeResult.HANGUP, OutcomeResult.DIALPLAN})
-
-
 def decision_entry(call_id: str, started: datetime, profile: CallerProfile, decision: Decision,
                    outcome: Outcome, decide_ms: float, *, mask_numbers: bool) -> dict[str, str]:
     number = profile.number
@@ -59,23 +52,15 @@ def decision_entry(call_id: str, started: datetime, profile: CallerProfile, deci
 
 
 class OutcomeRecorder:
-    def __init__(self, redis: Redis, history: HistoryStore, *, max_entries: int,
-                 pending: PendingWrites, mask_numbers: bool = True) -> None:
+    def __init__(self, redis: Redis, *, max_entries: int, pending: PendingWrites,
+                 mask_numbers: bool = True) -> None:
         self.redis = redis
-        self.history = history
         self.max_entries = max_entries
         self.pending = pending
         self.mask_numbers = mask_numbers
 
     async def record(self, call_id: str, started: datetime, profile: CallerProfile,
                      decision: Decision, outcome: Outcome, decide_ms: float) -> None:
-        if profile.number and outcome.result in RECORDED_HERE:
-            answered = outcome.result is OutcomeResult.ANSWERED
-            contact = Contact(started, Direction.INBOUND, answered,
-                              outcome.answered_by if answered else None, outcome.talk_s)
-            number = profile.number
-            await self.pending.write(f"history of call {call_id}",
-                                     lambda: self.history.record(number, contact))
         entry = decision_entry(call_id, started, profile, decision, outcome, decide_ms,
                                mask_numbers=self.mask_numbers)
         await self.pending.write(f"decision log of call {call_id}", lambda: self.redis.xadd(
@@ -88,6 +73,11 @@ async def last_decisions(redis: Redis, count: int) -> list[dict[str, str]]:
     `holder`, and `answered_by` = the last who talked (a transfer changes it)."""
     rows = await redis.xrevrange(DECISION_LOG, count=count)
     entries = [{_text(k): _text(v) for k, v in fields.items()} for _, fields in rows]
+    return await with_learned(redis, entries)
+
+
+async def with_learned(redis: Redis, entries: list[dict[str, str]]) -> list[dict[str, str]]:
+    """`entries` (decision-log fields) with who talked and the holder learned since (above)."""
     if not entries:
         return entries
     learned = await redis.mget([LEARNED_KEY + e.get("call_id", "") for e in entries])

@@ -87,7 +87,9 @@ class StasisApp:
             args = event.get("args") or []
             channel = event.get("channel") or {}
             channel_id = channel.get("id")
-            if args[:1] == [INBOUND_ARG] and channel_id and channel_id not in self.calls:
+            # a channel that replaces another (a transfer's Local half) is not a new caller
+            if (args[:1] == [INBOUND_ARG] and channel_id and channel_id not in self.calls
+                    and not event.get("replace_channel")):
                 self.start_call(channel)
                 return
         channel_id = channel_of(event)

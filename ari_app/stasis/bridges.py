@@ -20,7 +20,8 @@ async def bridge(call: Call, leg: str) -> None:
     await call.ari.add_to_bridge(bridge_id, [call.id, leg])
 
 
-async def drop(call: Call, leg: str, *, hang_up_caller: bool, leg_gone: bool = False) -> None:
+async def drop(call: Call, leg: str, *, hang_up_caller: bool, leg_gone: bool = False,
+               others: list[str] | None = None) -> None:
     """Hang up the leg (and after a talk, the caller); remove the bridge. Idempotent.
 
     A channel whose end we already saw is not hung up again: each request costs ARI work on
@@ -29,7 +30,7 @@ async def drop(call: Call, leg: str, *, hang_up_caller: bool, leg_gone: bool = F
     if call.is_replaced():
         call.unwatch(leg)
         return  # the process that replaced us adopted this call: leave it talking
-    channels = [] if leg_gone else [leg]
+    channels = ([] if leg_gone else [leg]) + list(others or ())
     if hang_up_caller and not call.hung_up:
         channels.append(call.id)
     for channel in channels:
@@ -39,7 +40,8 @@ async def drop(call: Call, leg: str, *, hang_up_caller: bool, leg_gone: bool = F
             pass
         except Exception:  # noqa: BLE001 - keep tearing down, but say so
             log.exception("could not hang up %s", channel)
-    call.unwatch(leg)
+    for channel in [leg, *(others or ())]:
+        call.unwatch(channel)
     if call.bridge:
         bridge_id, call.bridge = call.bridge, None
         try:

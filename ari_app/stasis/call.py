@@ -15,10 +15,32 @@ if TYPE_CHECKING:
     from ari_app.router import Routed
 
 ENDED = ("StasisEnd", "ChannelDestroyed")
+TRANSFERS = ("BridgeBlindTransfer", "BridgeAttendedTransfer")
 
 
 class CallEnded(Exception):
     """The caller's channel is gone; raised out of waits so a call task unwinds."""
+
+
+def transfer_target(event: Event) -> str | None:
+    """The channel that takes the transferrer's place in our bridge after a transfer.
+
+    A blind transfer swaps in a Local channel (`replace_channel`) whose other half dials the
+    target; an attended one links the bridges with a Local pair or brings the target itself.
+
+    >>> transfer_target({"type": "BridgeBlindTransfer", "result": "Success",
+    ...                  "replace_channel": {"id": "local-1"}})
+    'local-1'
+    >>> transfer_target({"type": "BridgeBlindTransfer", "result": "Fail"}) is None
+    True
+    """
+    if event.get("result") != "Success":
+        return None
+    for key in ("replace_channel", "destination_link_first_leg", "transfer_target"):
+        channel = event.get(key)
+        if isinstance(channel, dict) and channel.get("id"):
+            return str(channel["id"])
+    return None
 
 
 def channel_of(event: Event) -> str | None:
@@ -34,6 +56,8 @@ def channel_of(event: Event) -> str | None:
     if event.get("type") == "Dial":
         peer = event.get("peer") or {}
         return peer.get("id")
+    if event.get("type") == "BridgeAttendedTransfer":  # about the transferrer's leg in our bridge
+        return (event.get("transferer_first_leg") or {}).get("id")
     if "channel" in event and isinstance(event["channel"], dict):
         return event["channel"].get("id")
     playback = event.get("playback")
@@ -92,6 +116,10 @@ class Call:
     def deliver(self, event: Event) -> None:
         if channel_of(event) == self.id and event.get("type") in ENDED:
             self.hung_up = True
+        if event.get("type") in TRANSFERS and (target := transfer_target(event)):
+            # subscribe now, in the dispatcher: the target's next events may come before
+            # this call's task has read this one
+            self.watch(target)
         self.events.put_nowait(event)
 
     async def wait_for(self, accept: Callable[[Event], bool], timeout: float) -> Event:

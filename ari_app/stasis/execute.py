@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass, field
 
-from ari_app.ari.interface import AriError, ChannelGone
+from ari_app.ari.interface import AriError, ChannelGone, Event
 from ari_app.core.decide import route_for_target
 from ari_app.core.dialplan import DEFAULT_QUEUE, OPERATORS_CONTEXT, VOICEMAIL_CONTEXT
 from ari_app.core.models import (
@@ -23,8 +24,18 @@ from ari_app.core.models import (
 )
 from ari_app.core.policy import Policy
 from ari_app.core.ports import Presence
+from ari_app.history.cdr import endpoint_of
+from ari_app.record.callbacks import CallbackFiler
 from ari_app.stasis.bridges import bridge, drop
-from ari_app.stasis.call import Call, CallEnded, channel_of
+from ari_app.stasis.call import (
+    ENDED,
+    TRANSFERS,
+    Call,
+    CallEnded,
+    channel_of,
+    transfer_target,
+)
+from ari_app.stasis.callback_step import file_callback
 from ari_app.stasis.media import collect_choice, let_caller_wait, play, stop_waiting
 
 log = logging.getLogger("caseline.stasis.execute")
@@ -41,10 +52,43 @@ _DIAL_RESULT = {"BUSY": DialResult.BUSY, "NOANSWER": DialResult.NO_ANSWER,
 _CAUSE_RESULT = {17: DialResult.BUSY, 18: DialResult.NO_ANSWER, 19: DialResult.NO_ANSWER}
 
 
+@dataclass
+class Talk:
+    """Who the caller talks with in our bridge: the answered leg, then whoever a transfer
+    swapped in for it."""
+
+    current: str  # the channel in our bridge on the person's side
+    up: bool = True  # that channel has answered (a transfer's target may still ring)
+    replacements: list[str] = field(default_factory=list)  # channels transfers brought in
+    ended: str | None = None
+
+    def transferred_to(self, channel: str, answered: bool) -> None:
+        self.current, self.up = channel, answered
+        self.replacements.append(channel)
+
+
+def _about_talk(event: Event, talk: Talk, bridge_id: str | None) -> bool:
+    kind = event.get("type")
+    if kind in TRANSFERS:
+        return (event.get("bridge") or {}).get("id") == bridge_id or \
+            channel_of(event) == talk.current
+    return channel_of(event) == talk.current and (kind in ENDED or kind == "ChannelStateChange")
+
+
+def _state(event: Event, channel_id: str) -> str:
+    """The state of `channel_id` as a transfer event shows it."""
+    for value in event.values():
+        if isinstance(value, dict) and value.get("id") == channel_id:
+            return str(value.get("state", ""))
+    return ""
+
+
 class Executor:
-    def __init__(self, presence: Presence, *, one_call_per_person: bool = True) -> None:
+    def __init__(self, presence: Presence, *, one_call_per_person: bool = True,
+                 callbacks: CallbackFiler | None = None) -> None:
         self.presence = presence
         self.one_call_per_person = one_call_per_person
+        self.callbacks = callbacks  # files the requests of callback steps (record/callbacks.py)
 
     async def run(self, call: Call, route: tuple[RouteStep, ...], policy: Policy,
                   profile: CallerProfile, outcome: Outcome, depth: int = 0) -> None:
@@ -54,17 +98,18 @@ class Executor:
             step = route[index]
             call.step = f"{step.kind}:{step.target}"
             if step.kind in (StepKind.MANAGER, StepKind.SUPERVISOR):
+                position = len(outcome.steps)  # this person's step goes before their transfers
                 try:
                     result = await self.ring_person(call, step, policy, profile, outcome)
                 except CallEnded:  # the decision log names everyone rung, even then
-                    outcome.steps.append(f"{step.target}:{OutcomeResult.CALLER_HUNG_UP}")
+                    outcome.steps.insert(position, f"{step.target}:{OutcomeResult.CALLER_HUNG_UP}")
                     raise
-                outcome.steps.append(f"{step.target}:{result}")
+                outcome.steps.insert(position, f"{step.target}:{result}")
                 if result is DialResult.ANSWERED:
                     return
                 outcome.fallbacks.append(result)
-                index = {DialResult.BUSY: step.on_busy,
-                         DialResult.NO_ANSWER: step.on_no_answer}.get(result, step.on_unavailable)
+                index = {DialResult.BUSY: step.on_busy, DialResult.NO_ANSWER: step.on_no_answer,
+                         DialResult.TRANSFER_FAILED: step.on_no_answer}.get(result, step.on_unavailable)
                 if index is None:  # decide guarantees a fallback; never strand a caller
                     await self.to_queue(call, DEFAULT_QUEUE, policy, outcome)
                     return
@@ -80,6 +125,12 @@ class Executor:
                 return
             elif step.kind is StepKind.VOICEMAIL:
                 await self.to_voicemail(call, policy.voicemail.get(step.target, step.target), outcome)
+                return
+            elif step.kind is StepKind.CALLBACK:
+                if not await file_callback(call, step, policy, profile, outcome, self.callbacks):
+                    await self.to_queue(call, DEFAULT_QUEUE, policy, outcome)  # never strand a caller
+                    return
+                await self.hangup_caller(call)
                 return
             else:
                 outcome.steps.append("hangup")
@@ -104,6 +155,7 @@ class Executor:
                 return DialResult.BUSY  # another call (maybe another instance) rings or talks to them
         leg = f"{call.id}-{len(outcome.steps) + 1}-{time.monotonic_ns() % 10**6}"
         bridged = leg_gone = False
+        talk: Talk | None = None
         try:
             await let_caller_wait(call, policy)
             call.watch(leg)  # subscribe before we act: the leg's first events must reach us
@@ -133,19 +185,57 @@ class Executor:
             outcome.result = OutcomeResult.ANSWERED
             outcome.answered_by = step.target
             started = time.monotonic()
+            talk = Talk(leg)
             try:
-                await call.wait_for(lambda e: channel_of(e) == leg
-                                    and e.get("type") in ("StasisEnd", "ChannelDestroyed"), MAX_TALK_S)
-                leg_gone = True  # the person hung up: only the caller is left to hang up
+                result = await self._talk(call, talk, policy, outcome)
+                leg_gone = talk.ended == leg  # the person hung up: only the caller is left
+                if result is DialResult.TRANSFER_FAILED:
+                    bridged = False  # the caller stays ours: the route goes on
+                return result
             except CallEnded:
-                pass  # the caller hung up first
+                return DialResult.ANSWERED  # the caller hung up first
             finally:
                 outcome.talk_s = int(time.monotonic() - started)
-            return DialResult.ANSWERED
         finally:
-            await drop(call, leg, hang_up_caller=bridged, leg_gone=leg_gone)
+            # a transfer's channel still up (the caller left first) goes with the call
+            others = [c for c in talk.replacements if c != talk.ended] if talk else []
+            await drop(call, leg, hang_up_caller=bridged, leg_gone=leg_gone, others=others)
             if self.one_call_per_person:  # only then was there a claim to release
                 await self.presence.release(step.target, call.id)
+
+    async def _talk(self, call: Call, talk: Talk, policy: Policy, outcome: Outcome) -> DialResult:
+        """Stay while the caller talks with a person, following transfers by that person.
+
+        A transfer swaps another channel into our bridge in the person's place (Asterisk's
+        BridgeBlindTransfer / BridgeAttendedTransfer); the call goes on with it. Returns
+        ANSWERED when the conversation ends, TRANSFER_FAILED when a transfer's target hung
+        up without ever answering (a blind transfer's transferrer is gone by then).
+        """
+        while True:
+            event = await call.wait_for(lambda e: _about_talk(e, talk, call.bridge), MAX_TALK_S)
+            kind = event.get("type")
+            if kind in TRANSFERS:
+                if (target := transfer_target(event)) and target != talk.current:
+                    talk.transferred_to(target, _state(event, target) == "Up")
+                    outcome.steps.append(f"transfer:{self._who(event, policy)}")
+            elif kind == "ChannelStateChange":
+                if (event.get("channel") or {}).get("state") == "Up" and not talk.up:
+                    talk.up = True
+                    outcome.answered_by = self._who(event, policy) or outcome.answered_by
+            else:  # the channel the caller talks with has ended
+                talk.ended = talk.current
+                if talk.up:
+                    return DialResult.ANSWERED
+                outcome.steps.append("transfer:no_answer")
+                return DialResult.TRANSFER_FAILED
+
+    @staticmethod
+    def _who(event: Event, policy: Policy) -> str:
+        """The person a transfer or a replacement channel leads to ("mgr3" of Local/mgr3@internal)."""
+        exten = str(event.get("exten") or "")
+        channel = (event.get("channel") or {}).get("name", "")
+        name = exten or endpoint_of(str(channel)) or ""
+        return policy.people.by_endpoint().get(name, name)
 
     async def _endpoint_busy(self, call: Call, endpoint: str) -> bool:
         """On a call already: Asterisk knows channels on the endpoint (their own calls too)."""

@@ -326,54 +326,53 @@ def phone_busy() -> str:
 """
 
 
-_NOTIFY_OK = """  <send><![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-    ]]></send>
-"""
-
-
 def phone_transfers(to: str, after_ms: int = 0, talk_ms: int = 1000) -> str:
     """A phone that answers after `after_ms`, talks `talk_ms`, then blind-transfers the call
     (an in-dialog REFER, as a desk phone's "transfer" key sends) to extension `to`.
 
-    It answers Asterisk's NOTIFYs (transfer progress, RFC 3515) and ends when its own leg
-    gets a BYE; its log says "<number> transferred" once the REFER was accepted (202).
+    Like most desk phones it hangs up as soon as the REFER is accepted (202); Asterisk's
+    NOTIFYs (transfer progress, RFC 3515) are answered by SIPp itself (-aa: they may come
+    before or after the 202). Its log says "<number> transferred", then "<number> bye".
     """
     head = _phone_head(True).replace(
         f"    <action>{_FROM_USER}",
         # the INVITE's From (with Asterisk's tag) is the To of every request we send in-dialog
         '    <action><ereg regexp=".*" search_in="hdr" header="From:" check_it="true"'
-        f' assign_to="peer"/>{_FROM_USER}')
+        ' assign_to="peer"/>'
+        # Asterisk's Contact: where in-dialog requests go, and the host of the Refer-To
+        '<ereg regexp="&lt;sip:([^@>]*@([^>;]*))" search_in="hdr" header="Contact:" check_it="true"'
+        f' assign_to="junk3,contact,pbx"/>{_FROM_USER}').replace(
+        '<assignstr assign_to="junk" value=""/>',
+        '<assignstr assign_to="junk" value=""/><assignstr assign_to="junk3" value=""/>')
     answered = _ANSWER_AND_TALK.split('  <recv request="BYE"/>')[0]
     refer = f"""  <pause milliseconds="{max(talk_ms, 1)}"/>
   <send retrans="500"><![CDATA[
-      REFER sip:[remote_ip]:[remote_port] SIP/2.0
+      REFER sip:[$contact] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
       From: <sip:phone@[local_ip]:[local_port]>;tag=[pid]SIPpTag01[call_number]
       To: [$peer]
       Call-ID: [call_id]
       CSeq: 101 REFER
       Contact: <sip:phone@[local_ip]:[local_port]>
-      Refer-To: <sip:{to}@[remote_ip]:[remote_port]>
+      Refer-To: <sip:{to}@[$pbx]>
       Referred-By: <sip:phone@[local_ip]:[local_port]>
       Max-Forwards: 70
       Content-Length: 0
     ]]></send>
   <recv response="202"/>
   <nop><action><log message="[$from] transferred"/></action></nop>
-  <label id="progress"/>
-  <recv request="NOTIFY" optional="true" next="notify"/>
-  <recv request="BYE" next="bye"/>
-  <label id="notify"/>
-{_NOTIFY_OK}  <nop next="progress"/>
-  <label id="bye"/>
-{_NOTIFY_OK}  <nop><action><log message="[$from] bye"/></action></nop>
+  <send retrans="500"><![CDATA[
+      BYE sip:[$contact] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:phone@[local_ip]:[local_port]>;tag=[pid]SIPpTag01[call_number]
+      To: [$peer]
+      Call-ID: [call_id]
+      CSeq: 102 BYE
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]></send>
+  <recv response="200"/>
+  <nop><action><log message="[$from] bye"/></action></nop>
   <nop next="end"/>
 """
     return (head + _RINGING

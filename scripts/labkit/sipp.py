@@ -80,9 +80,13 @@ class Phone:
         xml = self.workdir / f"phone-{self.name}.xml"
         xml.write_text(self.scenario())
         self.process = subprocess.Popen(
-            ["sipp", "-sf", str(xml), "-i", ip, "-p", str(port), "-mi", ip,
+            # -aa: SIPp answers NOTIFY/INFO/OPTIONS/UPDATE itself (a transfer's NOTIFYs)
+            ["sipp", "-sf", str(xml), "-i", ip, "-p", str(port), "-mi", ip, "-aa",
              "-nostdin", "-trace_logs", "-log_file", str(self.log), "-trace_err",
-             "-error_file", str(self.workdir / f"phone-{self.name}.errors")],
+             "-error_file", str(self.workdir / f"phone-{self.name}.errors"),
+             # CASELINE_SIPP_TRACE=1: every SIP message in phone-NAME.messages (debugging)
+             *(["-trace_msg", "-message_file", str(self.workdir / f"phone-{self.name}.messages")]
+               if os.environ.get("CASELINE_SIPP_TRACE") else [])],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             cwd=self.workdir, start_new_session=True)
         return self.wait_ready()

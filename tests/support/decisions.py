@@ -34,3 +34,23 @@ async def history_recorded(redis_url: str, number: str, timeout: float = 10) -> 
                          message=f"history of {number} in Redis")
     finally:
         await redis.aclose()
+
+
+async def learned(caseline, number: str, *, calls: int = 1, timeout: float = 15):  # type: ignore[no-untyped-def]
+    """The newest contact of `number` in Caseline's history once `calls` contacts are there:
+    what was learned from the call's CDRs (who talked, and the case holder)."""
+    from datetime import UTC, datetime, timedelta
+
+    from ari_app.history.store import RedisHistoryStore
+
+    redis = Redis.from_url(caseline.redis_url)
+    store = RedisHistoryStore(redis, retention=timedelta(days=30))
+    try:
+        async def recorded():  # type: ignore[no-untyped-def]
+            contacts = await store.recent(number, datetime.now(UTC) - timedelta(hours=1))
+            assert len(contacts) >= calls, f"{len(contacts)} of {calls} calls of {number} learned"
+            return contacts[0]
+
+        return await eventually(recorded, timeout=timeout)
+    finally:
+        await redis.aclose()

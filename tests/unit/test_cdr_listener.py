@@ -101,3 +101,20 @@ async def test_open_calls_are_bounded(redis: Redis, monkeypatch) -> None:  # typ
     assert len(learner.open) == 3  # the two oldest were set aside to be learned at once
     assert await learner.flush() == 2
     assert await learner.flush(everything=True) == 3
+
+
+async def test_a_transfer_posting_its_local_half_first_waits_for_the_clients_records(
+        redis: Redis) -> None:
+    """Asterisk posts each channel's records when it ends: the transfer target's Local half
+    may end seconds before the client's channel."""
+    clock = Clock()
+    learner, history = listener(redis, clock)
+    local = "Local/mgr2@internal-0000000d"
+    learner.add(cdr(f"{local};2", "PJSIP/mgr2-0000000e", "internal", 60, UniqueID="1765.9"), NOW)
+    clock.t = 30.0  # long after settle_s: still waiting for the client's own records
+    assert await learner.flush() == 0
+    learner.add(cdr("PJSIP/trunk-0000000a", f"{local};1", "operators", 61), NOW)
+    clock.t = 33.0
+    assert await learner.flush() == 1
+    [contact] = await history.recent(CLIENT, NOW - timedelta(days=1))
+    assert contact.talks == (Talk("mgr2", 60),)

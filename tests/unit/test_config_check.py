@@ -171,9 +171,11 @@ def test_a_menu_leading_only_back_to_itself_is_refused(tmp_path: Path) -> None:
     config = copy_config(tmp_path)
     line = edit(config / "routing.yaml", '"0": "queue:operators"', '"0": "ivr:main"')
     edit(config / "routing.yaml", '"1": [holder, "queue:operators"]', '"1": "ivr:main"')
+    edit(config / "routing.yaml", '"2": ["callback:thanks", "queue:operators"]', '"2": "ivr:main"')
     edit(config / "routing.yaml", 'on_timeout: "voicemail:general"', 'on_timeout: "ivr:main"')
     problems = check(config)
-    assert {p.key for p in problems} == {"ivr.main.options.1.0", "ivr.main.options.0.0", "ivr.main.on_timeout.0"}
+    assert {p.key for p in problems} == {"ivr.main.options.1.0", "ivr.main.options.0.0",
+                                         "ivr.main.options.2.0", "ivr.main.on_timeout.0"}
     zero = next(p for p in problems if p.key == "ivr.main.options.0.0")
     assert zero.line == line and zero.reason.startswith("ivr:main leads back to its own menu, and menu main has no "
                                                         "other way out")

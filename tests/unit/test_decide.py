@@ -215,9 +215,35 @@ def test_escalation_skipped_when_target_is_the_escalation_person() -> None:
 def test_callback_request_after_hours() -> None:
     p = variant({"hours.after_hours.action": "callback_request"})
     d = decide(caller(), p, SUNDAY)
-    assert d.callback_request
+    assert d.callback_request and d.rule == "hours.after_hours"  # the request's reason
+    assert [(s.kind, s.target) for s in d.route] == [(StepKind.PLAYBACK, "vm-nobodyavail"),
+                                                     (StepKind.CALLBACK, "")]
+    assert "callback requested" in explain(d) and "file a callback request" in explain(d)
+
+
+def test_a_withheld_caller_after_hours_is_not_promised_a_callback() -> None:
+    p = variant({"hours.after_hours.action": "callback_request"})
+    d = decide(caller(number=None), p, SUNDAY)
+    assert not d.callback_request
     assert [s.kind for s in d.route] == [StepKind.PLAYBACK, StepKind.HANGUP]
-    assert "callback requested" in explain(d)
+    assert "no number to call back" in d.reasons[-1].text
+
+
+def test_a_rule_can_file_a_callback_and_a_withheld_caller_falls_through() -> None:
+    p = variant({"rules.classes.new.target": ["callback:thanks", "queue:operators"]})
+    d = decide(caller(), p, OPEN)
+    assert d.callback_request and d.rule == "classes.new"
+    assert [(s.kind, s.target) for s in d.route] == [(StepKind.CALLBACK, "queue-thankyou")]
+    d = decide(caller(number=None), p, OPEN)
+    assert not d.callback_request
+    assert [(s.kind, s.target) for s in d.route] == [(StepKind.QUEUE, "operators")]
+
+
+def test_an_ivr_option_can_offer_a_callback() -> None:
+    route = route_for_target(POLICY, POLICY.ivr["main"].options["2"], caller())
+    assert [(s.kind, s.target) for s in route] == [(StepKind.CALLBACK, "queue-thankyou")]
+    route = route_for_target(POLICY, POLICY.ivr["main"].options["2"], caller(number=None))
+    assert [(s.kind, s.target) for s in route] == [(StepKind.QUEUE, "operators")]
 
 
 def test_naive_time_is_utc() -> None:

@@ -166,7 +166,10 @@ def test_decision_invariants(profile: CallerProfile, now: datetime, name: str) -
     assert d.reasons and all(r.rule and r.text for r in d.reasons)
     rules = [r.rule for r in d.reasons]
     assert "decide.error" not in rules, rules
-    assert d.callback_request == (name == "callback request" and rules[-1].startswith("hours."))
+    assert d.callback_request == (d.route[-1].kind is StepKind.CALLBACK)
+    # a withheld caller cannot be called back
+    assert d.callback_request == (name == "callback request" and rules[-1].startswith("hours.")
+                                  and profile.number is not None)
     if profile.history.status in (SourceStatus.UNAVAILABLE, SourceStatus.TIMEOUT, SourceStatus.ERROR, SourceStatus.BREAKER_OPEN):
         assert f"history.{profile.history.status}" in rules
     if profile.crm.status in (SourceStatus.UNAVAILABLE, SourceStatus.TIMEOUT, SourceStatus.ERROR, SourceStatus.BREAKER_OPEN):
@@ -190,7 +193,7 @@ def test_no_data_goes_to_operators_or_after_hours(now: datetime, name: str) -> N
 
 
 @settings(max_examples=150, deadline=None, database=None)
-@given(profile=profiles, name=policies, option=st.sampled_from(["1", "0"]))
+@given(profile=profiles, name=policies, option=st.sampled_from(["1", "0", "2"]))
 def test_ivr_option_routes_are_sound(profile: CallerProfile, name: str, option: str) -> None:
     p = POLICIES[name]
     route = route_for_target(p, p.ivr["main"].options[option], profile)

@@ -152,3 +152,13 @@ def test_records_posted_in_any_order_find_the_clients_channel_by_linkedid() -> N
         row(TRUNK, "PJSIP/mgr1-00000013", "caseline-route", 30),
         row(TRUNK, f"{local};1", "caseline-route", 200, after_s=31))
     assert contact.talks == talks(("mgr1", 30), ("mgr3", 150))
+
+
+def test_a_busy_transfer_target_seen_only_through_its_local_channel_is_no_talk() -> None:
+    """Master.csv without linkedid: the Local's far half is another uniqueid; the client's
+    record with the Local shows 0 billable seconds when its target never answered."""
+    _, contact = learn(
+        row(TRUNK, "PJSIP/mgr1-00000013", "caseline-route", 30, linkedid=""),
+        row(TRUNK, "Local/mgr3@internal-0000001a;1", "caseline-route", 0, after_s=31, linkedid=""),
+        row(TRUNK, "PJSIP/sup1-00000015", "caseline-route", 40, after_s=31, linkedid=""))
+    assert contact.talks == talks(("mgr1", 30), ("sup1", 40)) and contact.manager == "sup1"

@@ -1,0 +1,60 @@
+"""The console against the lab: a real SIPp call through Asterisk into `caseline run`, seen
+live in headless Chromium, then in the decision log. LEFT FOR THE LEAD to finish and run
+(it needs the lab; the in-process browser tests are tests/console/test_console_browser.py).
+
+What it needs, beyond the fixtures used below (tests/conftest.py `routing`, `phones`):
+1. `labkit.sipp.place_calls(..., name=...)`: the caller's SIP display name. Today the -inf
+   CSV writes `{number};Client` and the INVITE sends `From: "[field1]" <sip:[field0]@...>`,
+   so the change is `f"{n};{name}\\n"` (the hostile name has no `;`, which the CSV cannot hold).
+2. The ops API of the `routing` process at tests/support/ops.py's OPS with the lab token
+   (auth()), as `caseline run` serves it; the console comes with it at /console/.
+3. A manager phone that answers after a few seconds (`mgr1="answer:4000"`), so the call is
+   on screen while it rings, and a hold long enough to see it bridged.
+Then drop the skip below. Screenshots land in tmp_path like the in-process tests'.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.async_api import expect
+
+from labkit import sipp
+from tests.support.browser import chromium
+from tests.support.callers import VIP_A_MGR1
+from tests.support.console_app import HOSTILE
+from tests.support.ops import OPS, auth
+from tests.support.phones import start_phones
+
+pytestmark = [pytest.mark.lab, pytest.mark.skip(reason="lab-driven console test: the lead completes it (see the docstring)")]
+
+
+@pytest.mark.timeout(120)
+async def test_a_sipp_call_appears_live_ends_and_opens_with_its_reasons(routing, phones, tmp_path: Path):
+    start_phones(phones, tmp_path, mgr1="answer:4000", sup1="answer", op1="answer", op2="answer")
+    token = auth()["Authorization"].removeprefix("Bearer ")
+    async with chromium(tmp_path / "chromium-profile", viewport={"width": 1360, "height": 900}) as browser:
+        page = browser.pages[0] if browser.pages else await browser.new_page()
+        dialogs: list[str] = []
+        page.on("dialog", lambda d: dialogs.append(d.message))
+        await page.goto(OPS + "/console/")
+        await page.fill("#token", token)
+        await page.click("#signin-form button[type=submit]")
+        await expect(page.locator("#live-status")).to_have_text("Live: updated as calls change")
+
+        run = await sipp.place_calls(tmp_path, [VIP_A_MGR1], hold_ms=3000, name=HOSTILE)  # (1)
+        row = page.locator("#live-calls tbody tr", has_text="***4567")
+        await expect(row).to_be_visible(timeout=10_000)
+        await expect(row.locator(".name")).to_have_text(HOSTILE)  # the SIP display name, as text
+        await expect(row).to_contain_text("mgr1 (manager)")
+        assert await page.locator("img").count() == 0
+        await page.screenshot(path=tmp_path / "lab-live.png", full_page=True)
+        await run.wait(timeout=30)
+        await expect(row).to_have_count(0, timeout=15_000)
+
+        await page.click('#tabs [data-tab="decisions"]')
+        entry = page.locator("#decision-log tr.entry", has_text="***4567").first
+        await entry.click()
+        await expect(page.locator("#decision-log tr.details-row .reasons").first).to_contain_text("[abc.A]")
+        await page.screenshot(path=tmp_path / "lab-decisions.png", full_page=True)
+        assert dialogs == []
