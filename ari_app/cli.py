@@ -196,7 +196,7 @@ async def explain_command(args: argparse.Namespace) -> int:
     from ari_app.config.policy import load_policy
     from ari_app.config.settings import load_settings
     from ari_app.core.clock import FixedClock
-    from ari_app.core.explain import explain, explain_data
+    from ari_app.core.explain import explain, explain_data, holder_story
     from ari_app.main import build_core
 
     settings = load_settings(args.config)
@@ -227,7 +227,7 @@ async def explain_command(args: argparse.Namespace) -> int:
           + (" (night)" if data["night"] else "")
           + (f", legal entity {env.legal_entity.company}" if env.legal_entity else "")
           + (f" (part of {env.legal_entity.parent})" if env.legal_entity and env.legal_entity.parent else ""))
-    print(f"Case holder: {p.case_holder or '-'} (from {p.case_holder_source})")
+    print(f"Case holder: {p.case_holder or '-'} ({holder_story(p)})")
     print(explain(routed.decision))
     return 0
 

@@ -9,6 +9,7 @@ from ari_app.core.decide import caller_local_time, is_night
 from ari_app.core.models import (
     CallerProfile,
     Decision,
+    Direction,
     HistoryClass,
     SourceStatus,
     StepKind,
@@ -80,6 +81,7 @@ def explain_data(profile: CallerProfile, decision: Decision, policy: Policy, at:
         "repeat_after_missed": h.cls is HistoryClass.REPEAT and bool(h.previous_missed),
         "owner": profile.case_holder,
         "owner_source": profile.case_holder_source,
+        "owner_why": holder_story(profile),
         "last_contact": _iso(h.last_contact_at),
         "history_status": str(h.status),
         "abc": profile.abc,
@@ -112,3 +114,37 @@ def decision_data(decision: Decision) -> dict[str, Any]:
                    "on_unavailable": s.on_unavailable} for s in decision.route],
         "reasons": [{"rule": r.rule, "text": r.text} for r in decision.reasons],
     }
+
+
+def holder_story(profile: CallerProfile) -> str:
+    """Where the case holder comes from, in words: "crm: responsible in the CRM (C-1001)",
+    "history: mgr2 talked 3 min on 2026-12-07 after a transfer from op1".
+
+    >>> from datetime import UTC, datetime
+    >>> from ari_app.core.models import Contact, Direction, HistoryFacts, Talk
+    >>> call = Contact(datetime(2026, 12, 7, 9, tzinfo=UTC), Direction.INBOUND, True, "mgr2",
+    ...                220, (Talk("op1", 40), Talk("mgr2", 180)))
+    >>> holder_story(CallerProfile("+79990001122", HistoryFacts(owner="mgr2", owner_contact=call)))
+    'history: mgr2 talked 3 min on 2026-12-07 after a transfer from op1'
+    """
+    source = profile.case_holder_source
+    holder = profile.case_holder
+    if source == "crm" and profile.crm.record:
+        return f"crm: responsible in the CRM ({profile.crm.record.client_id})"
+    if source == "directory" and profile.environment.legal_entity:
+        return f"directory: manager of {profile.environment.legal_entity.company}"
+    contact = profile.history.owner_contact
+    if source in ("history", "callback") and contact is not None:
+        day = contact.at.date().isoformat()
+        if contact.direction is Direction.OUTBOUND:
+            return f"{source}: {holder} called the client on {day}"
+        talk = next((t for t in reversed(contact.talks) if t.person == holder), None)
+        seconds = talk.seconds if talk else contact.duration_s
+        before = [t.person for t in contact.talks[: contact.talks.index(talk)]] if talk else []
+        after = f" after a transfer from {before[-1]}" if before else ""
+        return f"{source}: {holder} talked {_span(seconds)} on {day}{after}"
+    return f"{source}: {holder}" if holder else "none"
+
+
+def _span(seconds: int) -> str:
+    return f"{round(seconds / 60)} min" if seconds >= 90 else f"{seconds} s"

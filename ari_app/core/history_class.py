@@ -82,9 +82,11 @@ def classify(contacts: Sequence[Contact], now: datetime, windows: Windows) -> Hi
             callback_kind=CallbackKind.AFTER_TALK if last.answered else CallbackKind.MISSED,
             owner=last.manager,
             last_contact_at=last_at,
+            owner_contact=last,
         )
 
-    owner = next((c.manager for _, c in recent if c.answered and c.manager), None)
+    taught = next((c for _, c in recent if c.answered and c.manager), None)
+    owner = taught.manager if taught else None
     inbound = next(
         (c for at, c in recent if c.direction is Direction.INBOUND and now - at <= windows.repeat),
         None,
@@ -96,7 +98,9 @@ def classify(contacts: Sequence[Contact], now: datetime, windows: Windows) -> Hi
             previous_missed=not inbound.answered,
             owner=owner,
             last_contact_at=last_at,
+            owner_contact=taught,
         )
     return HistoryFacts(
-        status=SourceStatus.OK, cls=HistoryClass.OLD, owner=owner, last_contact_at=last_at
+        status=SourceStatus.OK, cls=HistoryClass.OLD, owner=owner, last_contact_at=last_at,
+        owner_contact=taught,
     )

@@ -73,6 +73,7 @@ class HistoryFacts:
     previous_missed: bool | None = None  # for `repeat`: was the previous inbound call missed
     owner: str | None = None  # the case holder from history
     last_contact_at: datetime | None = None
+    owner_contact: Contact | None = None  # the call that taught `owner` (explain tells it)
 
 
 @dataclass(frozen=True, slots=True)

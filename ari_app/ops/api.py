@@ -1,8 +1,10 @@
 """The ops HTTP API (aiohttp): health, readiness, metrics, reload, live calls, CRM cache,
-replay of a candidate routing policy on recent calls, callback requests (callbacks_api.py).
+replay of a candidate routing policy on recent calls, callback requests (callbacks_api.py),
+and the ops console: its files at /console/ (console.py) and data routes (console_api.py).
 
-Everything but /healthz and /readyz needs `Authorization: Bearer <ops token>`. With no
-token configured every protected endpoint answers 403: the API is never open by accident.
+Everything but /healthz, /readyz and the console's files (no data in them) needs
+`Authorization: Bearer <ops token>`. With no token configured every protected endpoint
+answers 403: the API is never open by accident.
 It binds 127.0.0.1 by default. Request bodies are bounded. What the endpoints act on is
 injected (the wiring in ari_app.main owns the real objects), so this module has no
 knowledge of ARI, Redis or the CRM.

@@ -216,7 +216,7 @@ def add_console_routes(app: web.Application, hooks: ConsoleHooks, live_calls: ob
     app[CONSOLE] = hooks
     app[_LIVE] = live_calls
     app.on_shutdown.append(_close_streams)
-    app.router.add_get("/events/calls", _events_calls)
+    app.router.add_get("/events/calls", _events_calls, allow_head=False)  # a HEAD would stream on
     app.router.add_get("/decisions", _decisions)
     app.router.add_get("/stats", _stats)
     app.router.add_get("/explain", _explain)

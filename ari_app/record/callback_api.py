@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from ari_app.core.numbers import mask, normalize
@@ -21,7 +20,7 @@ def callback_hooks(store: CallbackStore, filer: CallbackFiler, router: Router, *
                    mask_numbers: bool, dial: Dial | None = None,
                    on_filed: Callable[[], None] = lambda: None) -> CallbackHooks:
     async def listing(limit: int) -> list[Mapping[str, Any]]:
-        now = datetime.now(UTC)
+        now = filer.clock.now()
         return [r.as_dict(now, mask_numbers=mask_numbers) for r in await store.listing(limit)]
 
     async def file(number: str, reason: str) -> Mapping[str, Any]:
@@ -38,7 +37,7 @@ def callback_hooks(store: CallbackStore, filer: CallbackFiler, router: Router, *
             log.info("callback request %s for %s filed over the ops API", req.id, mask(normalized))
             on_filed()
         return {"ok": True, "created": open_id == req.id,
-                "callback": found.as_dict(datetime.now(UTC), mask_numbers=mask_numbers)}
+                "callback": found.as_dict(filer.clock.now(), mask_numbers=mask_numbers)}
 
     return CallbackHooks(listing=listing, file=file, dial=dial)
 

@@ -56,6 +56,14 @@ class _PersonLeft(Exception):
     """The person hung up while the client's phone rang."""
 
 
+def _stop_if_cancelled() -> None:
+    """A cancel that arrived during a Redis request can come out as a connection error
+    (redis-py); the task must stop all the same."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError()
+
+
 def endpoint_of(policy: Policy, person: str) -> str | None:
     """Any person's endpoint, operators included (they stand in for a request without holder)."""
     found = policy.person(person)
@@ -102,6 +110,7 @@ class CallbackDialer:
                         log.warning("callbacks: Redis unavailable (%s); trying again", type(e).__name__)
                     except Exception:  # noqa: BLE001 - the dialler must outlive a bug in one poll
                         log.exception("callbacks: poll failed")
+                    _stop_if_cancelled()
                     self._wake.clear()
                     try:
                         async with asyncio.timeout(self.settings.poll_s):
@@ -211,6 +220,7 @@ class CallbackDialer:
         except asyncio.CancelledError:
             raise  # shutting down: the lease runs out and the request is placed again
         except Exception:  # noqa: BLE001 - one broken call-back must not stop the dialler
+            _stop_if_cancelled()
             log.exception("callback %s failed", req.id)
         finally:
             await self._tear_down(watcher, legs, bridge_id)
@@ -219,6 +229,7 @@ class CallbackDialer:
         try:
             await self._finish(req, person, result, talk_s)
         except _REDIS_DOWN as e:
+            _stop_if_cancelled()
             log.warning("callback %s: outcome %s not stored (%s); it is placed again when its "
                         "lease runs out", req.id, result, type(e).__name__)
         if self.on_finished is not None:

@@ -141,7 +141,7 @@ async def test_routing_candidate_replay_broken_line_and_apply(console, watched, 
     await expect(problem).to_have_count(1)
     await expect(problem).to_contain_text(f"line {bad_line} · strategy.mode ·")
     await expect(problem.locator(".line.bad")).to_contain_text("mode: sideways")
-    await screenshot(page, tmp_path, "console-routing-broken")
+    await screenshot(page, tmp_path, "console-routing")
     await page.click("#routing-apply")
     await page.click("#apply-yes")
     await expect(page.locator("#routing-apply-out")).to_contain_text("Refused")
@@ -181,8 +181,15 @@ async def test_callbacks_not_available_is_said_plainly(console, watched):
 
 
 async def test_callbacks_list_and_dial_now(tmp_path, redis, watched):
-    requests = [{"id": "cb-7", "number": "***4567", "name": HOSTILE, "holder": "mgr1",
-                 "status": "pending", "created_at": "2026-06-15T18:00:00+00:00"}]
+    requests = [  # as GET /callbacks lists them (record/callbacks.py as_dict)
+        {"id": "cb-7", "number": "***4567", "holder": "mgr1", "reason": f"ivr:main:2 {HOSTILE}",
+         "priority": 70, "filed_at": "2026-06-15T18:00:00+00:00", "due_at": "2026-06-16T06:00:00+00:00",
+         "expires_at": "2026-06-18T06:00:00+00:00", "status": "open", "attempts": 0, "result": "",
+         "call_id": "c-9", "person": "", "talk_s": 0, "updated_at": None},
+        {"id": "cb-6", "number": "***1123", "holder": "", "reason": "hours.after_hours", "priority": 20,
+         "filed_at": "2026-06-15T17:00:00+00:00", "due_at": "2026-06-16T06:00:00+00:00",
+         "expires_at": "2026-06-18T06:00:00+00:00", "status": "done", "attempts": 1, "result": "answered",
+         "call_id": "c-8", "person": "op1", "talk_s": 40, "updated_at": "2026-06-16T06:01:00+00:00"}]
     async with console_app(tmp_path, redis, callbacks=requests) as app:
         page = watched.page
         await sign_in(page, app)
@@ -190,8 +197,11 @@ async def test_callbacks_list_and_dial_now(tmp_path, redis, watched):
         row = page.locator('#callback-list tr[data-callback-id="cb-7"]')
         await expect(row).to_contain_text(HOSTILE)
         await row.locator("button.dial").click()
-        await expect(page.locator("#callbacks-result")).to_contain_text("Dialling request cb-7: dialling")
+        await expect(page.locator("#callbacks-result")).to_contain_text(
+            "Dialling request cb-7: dialling, ringing mgr1")
         assert app.dialled == ["cb-7"]
+        await expect(page.locator('#callback-list tr[data-callback-id="cb-6"] button.dial')).to_be_disabled()
+        await screenshot(page, tmp_path, "console-callbacks")
         await no_markup_from_data(page)
 
 

@@ -37,8 +37,13 @@ async def test_killed_app_leaves_bridged_calls_talking_and_the_next_one_adopts_t
     routing.process.wait()
     assert await bridge_sizes(routing.lab) == [2], "the call keeps talking without us"
 
+    # the successor of a rolling deploy runs on another host: here, another loopback address
+    # for its own listeners (ops API and FastAGI bind exclusively: a second process on the
+    # same address and port is refused, see test_listeners.py)
     successor = CaselineProcess(tmp_path / "next", [], lab_config(tmp_path / "next"),
-                                extra_env={"CASELINE_REDIS_URL": routing.redis_url})
+                                extra_env={"CASELINE_REDIS_URL": routing.redis_url,
+                                           "CASELINE_OPS_HOST": "127.0.0.5",
+                                           "CASELINE_AGI_HOST": "127.0.0.5"})
     try:
         await successor.registered()
         # the caller hangs up after 5 s: the adopted bridge ends on both sides
@@ -52,8 +57,13 @@ async def test_killed_app_leaves_bridged_calls_talking_and_the_next_one_adopts_t
 async def test_a_second_instance_replaces_the_first_and_exactly_one_routes(
         routing, phones, tmp_path):
     start_phones(phones, tmp_path, mgr1="answer", op1="answer", op2="answer")
+    # the successor of a rolling deploy runs on another host: here, another loopback address
+    # for its own listeners (ops API and FastAGI bind exclusively: a second process on the
+    # same address and port is refused, see test_listeners.py)
     successor = CaselineProcess(tmp_path / "next", [], lab_config(tmp_path / "next"),
-                                extra_env={"CASELINE_REDIS_URL": routing.redis_url})
+                                extra_env={"CASELINE_REDIS_URL": routing.redis_url,
+                                           "CASELINE_OPS_HOST": "127.0.0.5",
+                                           "CASELINE_AGI_HOST": "127.0.0.5"})
     try:
         await successor.registered()
         # the first one notices ApplicationReplaced and exits

@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
 from redis.asyncio import Redis
 
 from ari_app.config.history_settings import HistorySettings
@@ -35,6 +34,7 @@ from ari_app.core.policy import Policy
 from ari_app.history.store import MemoryHistoryStore
 from ari_app.main import replay_hook
 from ari_app.ops.api import OpsServer, create_app
+from ari_app.ops.callbacks_api import CallbackHooks
 from ari_app.ops.config_reload import ConfigReloads
 from ari_app.ops.live_events import LiveFeed
 from ari_app.ops.metrics import Metrics
@@ -161,17 +161,19 @@ class ConsoleApp:
         return self.config_dir / "routing.yaml"
 
 
-def _fake_callbacks(app: web.Application, requests: list[dict[str, Any]], dialled: list[str]) -> None:
-    """GET /callbacks and POST /callbacks/{id}/dial as another module of the API will offer them."""
-    async def listing(request: web.Request) -> web.Response:
-        return web.json_response({"callbacks": requests})
+def callback_hooks(requests: list[dict[str, Any]], dialled: list[str]) -> CallbackHooks:
+    """The real routes (ops/callbacks_api.py) over a fixed list; "dial now" is recorded."""
+    async def listing(limit: int) -> list[dict[str, Any]]:
+        return requests[:limit]
 
-    async def dial(request: web.Request) -> web.Response:
-        dialled.append(request.match_info["id"])
-        return web.json_response({"ok": True, "status": "dialling"})
+    async def file(number: str, reason: str) -> dict[str, Any]:
+        return {"ok": False, "error": "not in this test"}
 
-    app.router.add_get("/callbacks", listing)
-    app.router.add_post("/callbacks/{id}/dial", dial)
+    async def dial(request_id: str) -> tuple[int, dict[str, Any]]:
+        dialled.append(request_id)
+        return 202, {"ok": True, "id": request_id, "status": "dialling", "person": "mgr1"}
+
+    return CallbackHooks(listing=listing, file=file, dial=dial)
 
 
 @asynccontextmanager
@@ -191,13 +193,12 @@ async def console_app(tmp_path: Path, redis: Redis, *, token: str | None = TOKEN
     async def invalidate(number: str | None) -> dict[str, Any]:
         return {"ok": True, "invalidated": 0}
 
+    dialled: list[str] = []
     app = create_app(token=token, metrics=Metrics(), checks={}, reload=reloads.reload, live_calls=live,
                      invalidate=invalidate, replay=replay_hook(redis, config),
+                     callbacks=callback_hooks(callbacks, dialled) if callbacks is not None else None,
                      console=console_hooks(redis=redis, router=router, config=config, reload=reloads.reload,
                                            feed=feed, crm_configured=True))
-    dialled: list[str] = []
-    if callbacks is not None:
-        _fake_callbacks(app, callbacks, dialled)
     server = OpsServer(app, port=0)
     await server.start()
     try:

@@ -23,6 +23,8 @@ FUZZ_SLOW = settings(FUZZ, max_examples=60)  # examples that open sockets or wri
 E164_RE = re.compile(r"\+[1-9][0-9]{6,14}")
 # The only Redis keys Caseline's history may ever create.
 HISTORY_KEY_RE = re.compile(rb"caseline:hist:\+[1-9][0-9]{6,14}")
+# Who talked on a call, keyed by Asterisk's call id (linkedid: "epoch.sequence"), never a number.
+LEARNED_KEY_RE = re.compile(rb"caseline:learned:[0-9]{1,12}\.[0-9]{1,12}")
 
 
 @dataclass(frozen=True)

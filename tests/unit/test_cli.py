@@ -150,11 +150,11 @@ async def test_explain_at_a_holiday(cli: Cli) -> None:
 async def test_explain_text_names_the_holder_source_and_company(cli: Cli) -> None:
     rc, out, _ = await cli("explain", "+78432777000", "--at", "2026-06-15T12:00:00+03:00")
     assert rc == 0
-    assert "Case holder: mgr1 (from crm)" in out  # the parent company's record (C-2001)
+    assert "Case holder: mgr1 (crm: responsible in the CRM (C-2001))" in out  # the parent company
     assert "legal entity Avtodom Service Kazan (part of Avtodom Holding)" in out
     edit(cli.config / "caseline.yaml", "adapter: file", "adapter: none")
     rc, out, _ = await cli("explain", "+78432777000", "--at", "2026-06-15T12:00:00+03:00")
-    assert rc == 0 and "Case holder: mgr1 (from directory)" in out  # no CRM: the parent's entry
+    assert rc == 0 and "Case holder: mgr1 (directory: manager of " in out  # no CRM: the parent's entry
 
 
 async def test_explain_json_of_a_branch_is_its_parent_company(cli: Cli) -> None:

@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 from ari_app.ops.console import ASSETS, CSP
+from ari_app.ops import console_api
 from ari_app.ops.console_api import CONSOLE
 from ari_app.ops.live_events import Dropped, LiveFeed
 from tests.support.console_app import (
@@ -25,6 +26,7 @@ from tests.support.console_app import (
     default_seeds,
     seed_log,
 )
+from tests.support.eventually import eventually
 from tests.support.sse import next_event, sse_events
 
 DATA_ROUTES = [("GET", "/events/calls"), ("GET", "/decisions"), ("GET", "/stats"),
@@ -159,6 +161,14 @@ async def test_a_call_that_ended_is_not_shown_while_it_leaves_the_table(console,
     console.feed.ended("c-2", "answered")  # reported; the app drops it from its table a moment later
     async with http.get(console.url + "/events/calls", headers=AUTH) as answer:
         assert (await next_event(sse_events(answer), "snapshot"))["calls"] == []
+
+
+async def test_a_stream_whose_browser_left_is_let_go(console, http, monkeypatch):
+    monkeypatch.setattr(console_api, "KEEPALIVE_S", console_api.REFRESH_S)  # a write each refresh
+    async with http.get(console.url + "/events/calls", headers=AUTH) as answer:
+        await next_event(sse_events(answer), "snapshot")
+        assert console.feed.subscribers == 1
+    await eventually(lambda: console.feed.subscribers == 0, timeout=10)
 
 
 async def test_too_many_streams_are_refused(tmp_path, redis, http):

@@ -4,10 +4,12 @@
 import {h, fill, note, localTime} from './dom.js';
 import {api, errorText} from './api.js';
 
-// Shown first when present, in this order; other plain fields follow.
-const KNOWN = [['number', 'Caller'], ['name', 'Name'], ['holder', 'For'], ['person', 'For'],
-  ['status', 'Status'], ['reason', 'Why'], ['created_at', 'Requested'], ['due', 'Due'], ['due_at', 'Due']];
-const TIMES = new Set(['created_at', 'due', 'due_at', 'updated_at', 'requested_at']);
+// The columns, in this order, when present (ops/callbacks_api.py: GET /callbacks).
+const KNOWN = [['number', 'Caller'], ['name', 'Name'], ['holder', 'Holder'], ['status', 'Status'],
+  ['reason', 'Why'], ['priority', 'Prio'], ['filed_at', 'Requested'], ['due_at', 'Due'],
+  ['attempts', 'Attempts'], ['result', 'Last result'], ['person', 'Rung']];
+const TIMES = new Set(['filed_at', 'due_at', 'expires_at', 'updated_at']);
+const DIALLABLE = new Set(['open', 'failed']);  // the API answers 409 for the others, and says why
 
 let out;
 let result;
@@ -29,8 +31,10 @@ async function dial(id, button) {
   fill(result, note(`Dialling ${id}…`));
   const answer = await api('POST', `/callbacks/${encodeURIComponent(id)}/dial`);
   button.disabled = false;
-  fill(result, note(answer.ok ? `Dialling request ${id}: ${answer.data.status || answer.data.result || 'started'}`
+  const who = answer.data.person ? `, ringing ${answer.data.person}` : '';
+  fill(result, note(answer.ok ? `Dialling request ${id}: ${answer.data.status || 'started'}${who}`
     : `Could not dial ${id}: ${errorText(answer)}`, answer.ok ? 'ok' : 'error'));
+  if (answer.ok) await load();
 }
 
 function render(items) {
@@ -38,19 +42,13 @@ function render(items) {
     fill(out, note('No callback requests.', 'empty'));
     return;
   }
-  const keys = [];
-  for (const [key, title] of KNOWN) {
-    if (items.some((i) => key in i) && !keys.some(([, t]) => t === title)) keys.push([key, title]);
-  }
-  for (const key of Object.keys(items[0])) {
-    if (key !== 'id' && !keys.some(([k]) => k === key) && !KNOWN.some(([k]) => k === key)
-        && typeof items[0][key] !== 'object') keys.push([key, key]);
-  }
+  const keys = KNOWN.filter(([key]) => items.some((i) => key in i));
   fill(out, h('table', {id: 'callback-list', class: 'grid'},
     h('thead', {}, h('tr', {}, keys.map(([, t]) => h('th', {scope: 'col', text: t})), h('th', {text: ''}))),
     h('tbody', {}, items.map((item) => {
       const id = String(item.id ?? '');
-      const button = h('button', {type: 'button', class: 'dial', text: 'Dial now', disabled: !id});
+      const button = h('button', {type: 'button', class: 'dial', text: 'Dial now',
+        disabled: !id || (item.status && !DIALLABLE.has(item.status))});
       button.addEventListener('click', () => dial(id, button));
       return h('tr', {data: {callbackId: id}}, keys.map(([k]) => h('td', {text: shown(k, item[k])})), h('td', {}, button));
     }))));

@@ -1,0 +1,80 @@
+"""Configuring callback requests: the `callback` target in routing.yaml, `company.caller_id`,
+and `callbacks:` in caseline.yaml."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from ari_app.config.callback_settings import CallbackSettings
+from ari_app.config.policy import cross_check
+from ari_app.config.settings import load_settings
+from ari_app.core.policy import Policy, Ref, RefKind, parse_ref
+
+CONFIG = Path(__file__).resolve().parents[2] / "config"
+RAW: dict[str, Any] = yaml.safe_load((CONFIG / "routing.yaml").read_text(encoding="utf-8"))
+
+
+def problems(edit) -> dict[str, str]:
+    data = copy.deepcopy(RAW)
+    edit(data)
+    return dict(cross_check(Policy.model_validate(data)))
+
+
+def test_callback_targets_parse() -> None:
+    assert parse_ref("callback") == Ref(RefKind.CALLBACK)
+    assert parse_ref("callback:thanks") == Ref(RefKind.CALLBACK, "thanks")
+    assert str(parse_ref("callback:thanks")) == "callback:thanks"
+
+
+def test_the_shipped_config_offers_a_callback_in_the_ivr_and_names_the_company_caller_id() -> None:
+    assert problems(lambda d: None) == {}
+    policy = Policy.model_validate(RAW)
+    assert policy.ivr["main"].options["2"][0] == Ref(RefKind.CALLBACK, "thanks")
+    assert policy.company.caller_id == "+74950000000"
+
+
+def test_a_callback_confirmation_must_be_a_recording() -> None:
+    found = problems(lambda d: d["ivr"]["main"]["options"].update({"2": "callback:nosuch"}))
+    assert found == {"ivr.main.options.2.0": "callback:nosuch not found in recordings"}
+
+
+@pytest.mark.parametrize(("key", "edit"), [
+    ("defaults.target", lambda d: d["defaults"].update(target="callback")),
+    ("chains.standard.step_down_to", lambda d: d["chains"]["standard"].update(step_down_to="callback")),
+])
+def test_a_callback_cannot_be_a_fallback(key: str, edit) -> None:
+    found = problems(edit)
+    assert found[key].startswith("callback cannot be a fallback (a withheld caller cannot be called back)")
+
+
+def test_a_menu_whose_only_way_out_is_a_callback_traps_a_withheld_caller() -> None:
+    def edit(d: dict) -> None:
+        d["ivr"]["main"] = {"prompt": "demo-instruct", "options": {"1": ["callback", "ivr:main"]},
+                            "on_timeout": "ivr:main"}
+    assert "ivr.main.options.1.1" in problems(edit)
+
+
+@pytest.mark.parametrize("caller_id", ["74950000000", "+7495", "+7 495 000 00 00", "anonymous"])
+def test_the_company_caller_id_is_e164(caller_id: str) -> None:
+    data = copy.deepcopy(RAW)
+    data["company"]["caller_id"] = caller_id
+    with pytest.raises(ValidationError, match="caller_id"):
+        Policy.model_validate(data)
+
+
+def test_the_shipped_settings_and_the_client_s_endpoint() -> None:
+    settings = load_settings(CONFIG, env={}).callbacks
+    assert settings.endpoint("+79161234567") == "PJSIP/79161234567@trunk"
+    assert CallbackSettings(dial="PJSIP/{e164}@provider").endpoint("+79161234567") == "PJSIP/+79161234567@provider"
+
+
+@pytest.mark.parametrize("dial", ["PJSIP/trunk", "PJSIP/{number}@trunk", "PJSIP/{digits}{digits}@trunk",
+                                  "PJSIP/{digits}@trunk;x", "Local/{digits}@ctx/n"])
+def test_a_dial_string_needs_one_number_field_and_an_endpoint_shape(dial: str) -> None:
+    with pytest.raises(ValidationError, match="dial"):
+        CallbackSettings(dial=dial)
