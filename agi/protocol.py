@@ -98,7 +98,7 @@ def decode_line(raw: bytes, limit: int = MAX_LINE_BYTES) -> str:
         raise AgiProtocolError("truncated line (no newline)")
     if raw.endswith(b"\r"):
         raw = raw[:-1]
-    if b"\x00" in raw or b"\r" in raw:
+    if b"\x00" in raw or b"\r" in raw or b"\n" in raw:  # one line, whatever the caller passed
         raise AgiProtocolError("control characters in line")
     # Caller names may be UTF-8; undecodable bytes must not kill the session.
     return raw.decode("utf-8", errors="replace")

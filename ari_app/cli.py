@@ -118,7 +118,7 @@ def parser() -> argparse.ArgumentParser:
     nimp.add_argument("--output", type=Path, default=None,
                       help="the plan file to write (default: caseline.yaml numbering_file)")
     command("reload", "reload routing config, directories and file CRM (ops API)")
-    cb = command("callbacks", "callback requests: list them (newest first), or place one now")
+    cb = command("callbacks", "callback requests: list them, or place one now (dial ID)")
     cb.add_argument("--json", action="store_true", help='one JSON object {"callbacks": [...], "count"}')
     cb.add_argument("--status", choices=("open", "dialling", "done", "failed", "expired"), default=None)
     cb.add_argument("--last", type=int, default=50, help="the newest N requests (default 50)")

@@ -1,6 +1,7 @@
 """The caller profile as decide saw it, as compact JSON: kept in each decision-log entry so
 that `caseline replay` can re-decide a past call under another policy without asking the
-CRM or history again. profile_from_json(profile_to_json(p)) == p.
+CRM or history again. profile_from_json(profile_to_json(p)) == p, but for the call that
+taught the history owner (HistoryFacts.owner_contact), which decide does not read.
 
 Values equal to their defaults are left out; every field is named (no positional arrays),
 so entries written today stay readable when a field is added later.
@@ -51,6 +52,8 @@ def profile_to_json(profile: CallerProfile, *, number: str | None = None) -> str
     """`number` replaces the profile's number (the decision log keeps masked numbers)."""
     data: dict[str, Any] = {"v": VERSION, "number": profile.number if number is None else number}
     history = _compact(profile.history)
+    # the call that taught the owner is for explain only: decide reads `owner`, not the call
+    history.pop("owner_contact", None)
     if history:
         data["history"] = history
     crm = _compact(profile.crm)

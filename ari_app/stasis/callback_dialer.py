@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 
 from redis.exceptions import RedisError
 
-from ari_app.ari.interface import AriError, ChannelGone, Event
+from ari_app.ari.interface import AriError, AriUnavailable, ChannelGone, Event
 from ari_app.config.callback_settings import CallbackSettings
 from ari_app.core.decide import is_open
 from ari_app.core.models import Contact, DialResult, Direction
@@ -108,7 +108,7 @@ class CallbackDialer:
                         await self.poll()
                     except _REDIS_DOWN as e:
                         log.warning("callbacks: Redis unavailable (%s); trying again", type(e).__name__)
-                    except Exception:  # noqa: BLE001 - the dialler must outlive a bug in one poll
+                    except Exception:  # the dialler must outlive a bug in one poll
                         log.exception("callbacks: poll failed")
                     _stop_if_cancelled()
                     self._wake.clear()
@@ -219,21 +219,25 @@ class CallbackDialer:
                 result, talk_s = await self._attempt(watcher, req, person, policy, legs, bridge_id)
         except asyncio.CancelledError:
             raise  # shutting down: the lease runs out and the request is placed again
-        except Exception:  # noqa: BLE001 - one broken call-back must not stop the dialler
+        except Exception:  # one broken call-back must not stop the dialler
             _stop_if_cancelled()
             log.exception("callback %s failed", req.id)
         finally:
             await self._tear_down(watcher, legs, bridge_id)
             await self.presence.release(person, f"callback-{req.id}")
             self.active.discard(req.id)
+        # nothing below may raise: a failed task would stop the dialler's TaskGroup
         try:
             await self._finish(req, person, result, talk_s)
+            if self.on_finished is not None:
+                self.on_finished(req, result)
         except _REDIS_DOWN as e:
             _stop_if_cancelled()
             log.warning("callback %s: outcome %s not stored (%s); it is placed again when its "
                         "lease runs out", req.id, result, type(e).__name__)
-        if self.on_finished is not None:
-            self.on_finished(req, result)
+        except Exception:
+            _stop_if_cancelled()
+            log.exception("callback %s: recording outcome %s failed", req.id, result)
 
     async def _called_in(self, req: CallbackRequest) -> bool:
         """The client reached one of us since filing: nothing to call back."""
@@ -251,16 +255,15 @@ class CallbackDialer:
         endpoint = endpoint_of(policy, person) or ""
         # the person's phone shows whom they are about to call back
         answered = await self._ring(watcher, person_leg, endpoint, self.settings.holder_ring_s,
-                                    {"CALLERID(num)": req.number, "CALLERID(name)": "Callback"})
+                                    (req.number, "Callback"))
         if answered is not DialResult.ANSWERED:
             return f"person_{answered}", 0
         try:  # music while the client's phone rings
             await self.ari.start_music(person_leg, policy.defaults.moh_class)
         except AriError:
             return "person_hung_up", 0
-        company = policy.company
-        shown = ({"CALLERID(num)": company.caller_id, "CALLERID(name)": company.name or company.caller_id}
-                 if company.caller_id else {})  # unset: the trunk's own caller ID
+        company = policy.company  # no caller_id: what the trunk's endpoint sends by itself
+        shown = (company.caller_id, company.name or company.caller_id) if company.caller_id else None
         dialled_at = self.clock.now()
         try:
             answered = await self._ring(watcher, client_leg, self.settings.endpoint(req.number),
@@ -288,16 +291,22 @@ class CallbackDialer:
         return "answered", talk_s
 
     async def _ring(self, watcher: Call, leg: str, endpoint: str, ring_s: int,
-                    variables: dict[str, str], *, originator: str | None = None,
+                    shown: tuple[str, str] | None, *, originator: str | None = None,
                     also_ends: str | None = None) -> DialResult:
-        """Create `leg` on `endpoint` in our app and dial it: how the dial ended."""
+        """Create `leg` on `endpoint` in our app and dial it, showing `shown` (number, name)
+        to the phone: how the dial ended."""
         watcher.watch(leg)  # before we act: the leg's first events must reach us
         try:
             await self.ari.create_channel(endpoint, channel_id=leg, app_args="callback",
-                                          originator=originator, variables=variables)
+                                          originator=originator)
             await watcher.wait_for(lambda e: e.get("type") == "StasisStart" and channel_of(e) == leg,
                                    LEG_START_TIMEOUT_S)
-            await self.ari.dial(leg, ring_s, caller=originator)
+            if shown is not None:
+                # chan_pjsip's From (and PAI) is the leg's connected line; `i`: set it, send no
+                # update. Dialled without `caller`, which would overwrite it with that channel's ID.
+                await self.ari.set_variable(leg, "CONNECTEDLINE(num,i)", shown[0])
+                await self.ari.set_variable(leg, "CONNECTEDLINE(name,i)", shown[1])
+            await self.ari.dial(leg, ring_s)
         except (AriError, TimeoutError):
             return DialResult.UNAVAILABLE  # an unregistered phone, a refused trunk
 
@@ -356,11 +365,11 @@ class CallbackDialer:
                 if leg in watcher.watched:
                     try:
                         await self.ari.hangup(leg)
-                    except (ChannelGone, AriError):
-                        pass
+                    except (ChannelGone, AriError, AriUnavailable):
+                        pass  # gone already, or Asterisk away: its own hang-up ends the leg
             try:
                 await self.ari.destroy_bridge(bridge_id)
-            except AriError:
+            except (AriError, AriUnavailable):
                 pass
         for leg in list(watcher.watched):
             watcher.unwatch(leg)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from labkit import sipp
-from tests.support.decisions import history_recorded, wait_decision
+from tests.support.decisions import history_recorded, learned, wait_decision
 from tests.support.phones import start_phones
 
 pytestmark = pytest.mark.lab
@@ -36,7 +36,9 @@ async def test_missed_outbound_call_makes_the_return_call_a_callback_to_that_man
     assert (entry["class"], entry["callback_kind"], entry["owner"]) == ("callback", "missed", "mgr2")
     assert entry["answered_by"] == "mgr2"
 
-    # and calls again: a repeat, to the one who talked with them last
+    # and calls again (once the call-back's records were learned): a repeat, to the one who
+    # talked with them last
+    await learned(routing, CLIENT, calls=2)
     again = await sipp.place_calls(tmp_path, [CLIENT], hold_ms=500)
     assert await again.wait() == [(CLIENT, "answered"), (CLIENT, "hung_up")]
     latest = (await wait_decision(routing, 2))[0]

@@ -13,7 +13,7 @@ import yaml
 from labkit import root as lab_root
 from labkit import sipp
 from tests.support.callers import VIP_A_MGR1
-from tests.support.decisions import wait_decision
+from tests.support.decisions import learned, wait_decision
 from tests.support.eventually import eventually
 from tests.support.lab import PROJECT
 from tests.support.ops import OPS, auth, ops_get
@@ -60,6 +60,7 @@ async def test_reload_changes_the_next_decision_without_a_restart(routing, phone
         capture_output=True, text=True, env=env, cwd=PROJECT, timeout=30)
     assert done.returncode == 0 and "\"ok\": true" in done.stdout, done.stdout + done.stderr
 
+    await learned(routing, VIP_A_MGR1)  # the first call is in history: the next is a repeat
     second = await sipp.place_calls(tmp_path, [VIP_A_MGR1], hold_ms=300)
     await second.wait()
     latest = (await wait_decision(routing, 2))[0]

@@ -9,6 +9,7 @@ import contextlib
 import logging
 import time
 
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -40,7 +41,6 @@ from agi.variables import (
     set_variable_command,
 )
 from ari_app.core.models import CallerProfile, Decision, Service
-
 from tests.support.hostile_inputs import FUZZ, FUZZ_SLOW, HOSTILE_CALLER_IDS
 
 DOCUMENTED = (AgiProtocolError, AgiConnectionClosed, AgiHangup, AgiDeadChannel, AgiInvalidCommand, AgiUsageError)
@@ -242,3 +242,9 @@ def test_server_harness_sees_a_real_session() -> None:
     out = asyncio.run(_one_session(env, b"200 result=1\n" * 11))
     lines = out.splitlines()
     assert len(lines) == 11 and lines[-1] == b'SET VARIABLE CASELINE_STATUS "ok"'
+
+
+def test_a_line_with_a_newline_inside_is_refused() -> None:
+    """Found by the fuzzer above: b"\\n\\n" decoded to "\\n", a line break inside one line."""
+    with pytest.raises(AgiProtocolError):
+        decode_line(b"\n\n", MAX_LINE_BYTES)

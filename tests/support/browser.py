@@ -23,11 +23,20 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--no-first-run", "--disable-sync", "--disable-quic", "--disable-dev-shm-usage"]
 
 
-def need_chromium(reason: str) -> None:
+def need_chromium(reason: str, *, module: bool = False) -> None:
     message = f"Chromium unavailable: {reason} (apt-get install chromium chromium-driver; scripts/setup-env does)"
     if IN_CI:
         pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+    pytest.skip(message, allow_module_level=module)
+
+
+def need_playwright() -> Any:
+    """playwright's `expect`, for a test module to import at its top."""
+    try:
+        from playwright.async_api import expect
+    except ImportError as e:
+        need_chromium(f"playwright not installed ({e}); pip install -e '.[test]'", module=True)
+    return expect
 
 
 @asynccontextmanager
@@ -35,11 +44,9 @@ async def chromium(profile: Path, **context: Any) -> AsyncIterator[Any]:
     """A Playwright BrowserContext of headless Chromium with an empty profile in `profile`."""
     if not Path(CHROMIUM).exists():
         need_chromium(f"{CHROMIUM} not found")
-    try:
-        from playwright.async_api import Error as PlaywrightError
-        from playwright.async_api import async_playwright
-    except ImportError as e:
-        need_chromium(f"playwright not installed ({e}); pip install -e '.[test]'")
+    need_playwright()
+    from playwright.async_api import Error as PlaywrightError
+    from playwright.async_api import async_playwright
     async with async_playwright() as pw:
         try:
             browser = await pw.chromium.launch_persistent_context(

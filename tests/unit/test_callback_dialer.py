@@ -19,9 +19,14 @@ from ari_app.core.history_class import classify
 from ari_app.core.models import CallbackKind, Contact, Direction, HistoryClass
 from ari_app.core.policy import Policy
 from ari_app.history.store import MemoryHistoryStore
-from ari_app.record.callbacks import CallbackFiler, CallbackRequest, CallbackStore, Status
+from ari_app.record.callbacks import (
+    CallbackFiler,
+    CallbackRequest,
+    CallbackStore,
+    Status,
+)
 from ari_app.stasis.callback_dialer import CallbackDialer
-from tests.support.fake_world import NOW, MemoryPresence, World, policy_with, running
+from tests.support.fake_world import NOW, MemoryPresence, World, running
 
 CLIENT = "+79161234567"
 TRUNK = "PJSIP/79161234567@trunk"  # caseline.yaml callbacks.dial, PJSIP/{digits}@trunk
@@ -103,10 +108,15 @@ async def test_the_holder_answers_then_the_client_is_called_with_the_company_cal
     person_leg, client_leg = await bridged(fake)
     holder, client = fake.sent("create_channel")
     assert holder["endpoint"] == "PJSIP/mgr1" and holder["channel_id"] == person_leg
-    assert holder["variables"]["CALLERID(num)"] == CLIENT  # the holder sees whom they call back
     assert client["endpoint"] == TRUNK and client["channel_id"] == client_leg
-    assert client["originator"] == person_leg
-    assert client["variables"] == {"CALLERID(num)": "+74950000000", "CALLERID(name)": "Caseline lab"}
+    assert client["originator"] == person_leg  # one call for Asterisk (linkedid, CDR)
+    # what each phone is shown (chan_pjsip's From is the connected line)
+    shown = {(v["channel_id"], v["name"]): v["value"] for v in fake.sent("set_variable")}
+    assert shown == {(person_leg, "CONNECTEDLINE(num,i)"): CLIENT,  # whom they call back
+                     (person_leg, "CONNECTEDLINE(name,i)"): "Callback",
+                     (client_leg, "CONNECTEDLINE(num,i)"): "+74950000000",  # company.caller_id
+                     (client_leg, "CONNECTEDLINE(name,i)"): "Caseline lab"}
+    assert [d.get("caller") for d in fake.sent("dial")] == [None, None]  # would overwrite it
     assert fake.sent("start_music")[0]["channel_id"] == person_leg  # while the client's phone rang
     assert (await d.store.get(req.id)).status is Status.DIALLING
 

@@ -8,13 +8,32 @@ from contextlib import asynccontextmanager
 from redis.asyncio import Redis
 
 from ari_app.config.callback_settings import CallbackSettings
+from ari_app.config.history_settings import HistorySettings
+from ari_app.config.live import LiveConfig, Snapshot
 from ari_app.core.clock import FixedClock
 from ari_app.core.dialplan import OPERATORS_CONTEXT
 from ari_app.core.models import OutcomeResult
 from ari_app.core.policy import Policy
-from ari_app.record.callbacks import CallbackFiler, CallbackRequest, CallbackStore, Status
+from ari_app.history.store import MemoryHistoryStore
+from ari_app.main import agi_route
+from ari_app.record.callbacks import (
+    CallbackFiler,
+    CallbackRequest,
+    CallbackStore,
+    Status,
+)
 from ari_app.record.pending_writes import PendingWrites
-from tests.support.fake_world import A_CLIENT, C_CLIENT, NOW, World, policy_with, running
+from ari_app.router import Router
+from tests.support.fake_world import (
+    A_CLIENT,
+    C_CLIENT,
+    CONFIG,
+    NOW,
+    World,
+    crm,
+    policy_with,
+    running,
+)
 
 # NOW is Wednesday 11:00 in Moscow: opening at noon makes it after hours
 CLOSED_CALLBACK = policy_with(hours__wed=["12:00-19:00"], hours__after_hours__action="callback_request")
@@ -83,3 +102,19 @@ async def test_without_callback_requests_configured_the_caller_goes_to_the_opera
 
     assert outcome.steps == ["playback:vm-nobodyavail", "callback:not_filed", "queue:operators"]
     assert world.ari.live_channels[call_id].context == OPERATORS_CONTEXT
+
+
+async def test_a_fastagi_decision_files_the_request_too(redis: Redis) -> None:
+    """Plain-dialplan sites: the dialplan plays the intro and hangs up; Caseline files."""
+    config = LiveConfig(CONFIG / "routing.yaml", CONFIG / "legal_entities.yaml")
+    config.current = Snapshot(CLOSED_CALLBACK, config.current.directory)
+    router = Router(config=config, history=MemoryHistoryStore(), crm=crm, clock=FixedClock(NOW),
+                    windows=HistorySettings().windows(), history_budget_s=1.0, crm_budget_s=1.0,
+                    default_region="RU")
+    store = CallbackStore(redis)
+    route = agi_route(router, CallbackFiler(store, CallbackSettings(), clock=FixedClock(NOW)))
+    _, decision = await route("79161234567", "1741766400.5")
+    assert decision.callback_request
+    req = await only_request(store)
+    assert (req.number, req.holder, req.reason, req.call_id) == (A_CLIENT, "mgr1", "hours.after_hours",
+                                                                 "1741766400.5")

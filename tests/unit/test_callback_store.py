@@ -95,7 +95,7 @@ async def test_due_requests_come_in_the_queue_order(redis: Redis) -> None:
     for req in (low, high_new, high_old, later):
         await store.file(req)
     assert [r.id for r in await store.due(NOW)] == [high_old.id, high_new.id, low.id]
-    assert [r.id for r in await store.due(NOW + timedelta(minutes=10))][0] == later.id
+    assert next(r.id for r in await store.due(NOW + timedelta(minutes=10))) == later.id
 
 
 async def test_a_request_is_claimed_once_and_a_dead_dialler_s_lease_runs_out(redis: Redis) -> None:

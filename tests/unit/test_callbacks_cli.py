@@ -137,5 +137,5 @@ async def test_dial_asks_the_running_process(cli: Cli, env: pytest.MonkeyPatch) 
 
 
 async def test_dial_needs_a_request_id(cli: Cli) -> None:
-    rc, out, err = await cli("callbacks", "dial", "../reload")
+    rc, _, err = await cli("callbacks", "dial", "../reload")
     assert rc == 2 and len(err.splitlines()) == 1 and "not a callback request id" in err

@@ -13,8 +13,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from ari_app.ops.console import ASSETS, CSP
 from ari_app.ops import console_api
+from ari_app.ops.console import ASSETS, CSP
 from ari_app.ops.console_api import CONSOLE
 from ari_app.ops.live_events import Dropped, LiveFeed
 from tests.support.console_app import (

@@ -101,3 +101,17 @@ def test_decision_log_entry_masks_the_profile_number_like_the_entry() -> None:
     assert kept.crm == FULL.crm and kept.history == FULL.history
     withheld = profile_from_json(_entry(CallerProfile(number=None), mask_numbers=True)["profile"])
     assert withheld.number is None  # decide's "unidentified" stays unidentified
+
+
+def test_the_call_that_taught_the_owner_is_left_out() -> None:
+    """decide reads the owner, not the call: a learned call with its talk chain is not kept."""
+    from datetime import UTC, datetime
+
+    from ari_app.core.models import CallerProfile, Contact, Direction, HistoryFacts, Talk
+    from ari_app.record.profile_json import profile_from_json, profile_to_json
+
+    taught = Contact(datetime(2026, 12, 7, 9, tzinfo=UTC), Direction.INBOUND, True, "mgr2", 220,
+                     (Talk("op1", 40), Talk("mgr2", 180)))
+    profile = CallerProfile("+79990001122", HistoryFacts(owner="mgr2", owner_contact=taught))
+    back = profile_from_json(profile_to_json(profile))
+    assert back.history.owner == "mgr2" and back.history.owner_contact is None

@@ -28,6 +28,7 @@ function render(data) {
         facts([
           ['Number', data.number || 'unidentified'], ['As of', data.at], ['Class', data.class],
           ['Callback kind', data.callback_kind], ['Case holder', data.owner ? `${data.owner} (from ${data.owner_source})` : null],
+          ['Why this holder', data.owner_why],
           ['Last contact', data.last_contact], ['History', data.history_status],
           ['CRM', crm.name ? `${crm.name} (${crm.client_id || '?'})` : data.crm_status], ['ABC', data.abc],
           ['Region', [data.country, data.region].filter(Boolean).join(' ') || null],
