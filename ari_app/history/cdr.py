@@ -154,10 +154,12 @@ def _talks_with(caller: str, rows: Sequence[CdrRow], rules: LearningRules) -> li
         beyond = [r for r in rows if base and r.channel == base + ";2" and r.dstchannel]
         if beyond:  # what the Local's far half bridged to: a person's own answer and talk
             talks += [Talk(p, r.billsec) for r in beyond
-                      if r.answered and r.billsec > 0 and (p := rules.person(r.dstchannel))]
-        elif row.answered and row.billsec > 0 and (person := rules.person(row.dstchannel)):
-            # billsec counts from the answer: a Local channel whose target never answered
-            # (busy, no answer) has none, so a failed transfer is no talk
+                      if r.answered and (p := rules.person(r.dstchannel))]
+        elif row.answered and (person := rules.person(row.dstchannel)) and (
+                row.billsec > 0 or not base):
+            # A Local channel is "answered" as soon as it joins our bridge; its billsec counts
+            # from its target's answer, so one whose target never answered (busy, no answer)
+            # has none: a failed transfer is no talk. A person's own channel answered for real.
             talks.append(Talk(person, row.billsec))
     return talks
 

@@ -29,7 +29,8 @@ async def test_missed_outbound_call_makes_the_return_call_a_callback_to_that_man
     await history_recorded(routing.redis_url, CLIENT)
 
     # the client calls back: straight to mgr2
-    back = await sipp.place_calls(tmp_path, [CLIENT], hold_ms=1000)
+    # (a talk of learning.min_talk_s, 10 s, or more makes mgr2 the case holder)
+    back = await sipp.place_calls(tmp_path, [CLIENT], hold_ms=11_000)
     assert await back.wait() == [(CLIENT, "answered"), (CLIENT, "hung_up")]
     await sipp.wait_for_event(phones["mgr2"], CLIENT, "bye")
     [entry] = await wait_decision(routing, 1)

@@ -162,3 +162,9 @@ def test_a_busy_transfer_target_seen_only_through_its_local_channel_is_no_talk()
         row(TRUNK, "Local/mgr3@internal-0000001a;1", "caseline-route", 0, after_s=31, linkedid=""),
         row(TRUNK, "PJSIP/sup1-00000015", "caseline-route", 40, after_s=31, linkedid=""))
     assert contact.talks == talks(("mgr1", 30), ("sup1", 40)) and contact.manager == "sup1"
+
+
+def test_a_person_who_answered_and_hung_up_at_once_still_answered() -> None:
+    """Billable seconds round down: a 0.3 s talk is answered (not a missed call), no holder."""
+    _, contact = learn(row(TRUNK, "PJSIP/mgr1-00000013", "caseline-route", 0))
+    assert contact.answered and contact.talks == talks(("mgr1", 0)) and contact.manager is None
