@@ -159,7 +159,8 @@ async def place_calls(workdir: Path, numbers: Iterable[str], *, hold_ms: int = 2
                       rate: float = 10, cancel_after_ring_ms: int | None = None,
                       service: str = "100", timeout_s: int = 60,
                       from_phone: str | None = None,
-                      dtmf: tuple[str, int] | tuple[str, int, int] | None = None) -> CallerRun:
+                      dtmf: tuple[str, int] | tuple[str, int, int] | None = None,
+                      display_name: str = "Client") -> CallerRun:
     """Start SIPp calling from each number (one call each); returns at once.
 
     `dtmf=("0", 7000)` presses 0 seven seconds after the answer (SIP INFO).
@@ -173,7 +174,8 @@ async def place_calls(workdir: Path, numbers: Iterable[str], *, hold_ms: int = 2
     numbers = list(numbers)
     inf = workdir / f"{name}.csv"
     # -inf CSV: SEQUENTIAL, ';' separated; numbers with ';' are not representable here.
-    inf.write_text("SEQUENTIAL\n" + "".join(f"{n};Client\n" for n in numbers))
+    # the caller's SIP display name (From: "display_name" <sip:number@...>); no ';' in it
+    inf.write_text("SEQUENTIAL\n" + "".join(f"{n};{display_name}\n" for n in numbers))
     xml = workdir / f"{name}.xml"
     if cancel_after_ring_ms is not None:
         xml.write_text(scenarios.early_hangup_caller(cancel_after_ring_ms))

@@ -1,16 +1,6 @@
 """The console against the lab: a real SIPp call through Asterisk into `caseline run`, seen
-live in headless Chromium, then in the decision log. LEFT FOR THE LEAD to finish and run
-(it needs the lab; the in-process browser tests are tests/console/test_console_browser.py).
-
-What it needs, beyond the fixtures used below (tests/conftest.py `routing`, `phones`):
-1. `labkit.sipp.place_calls(..., name=...)`: the caller's SIP display name. Today the -inf
-   CSV writes `{number};Client` and the INVITE sends `From: "[field1]" <sip:[field0]@...>`,
-   so the change is `f"{n};{name}\\n"` (the hostile name has no `;`, which the CSV cannot hold).
-2. The ops API of the `routing` process at tests/support/ops.py's OPS with the lab token
-   (auth()), as `caseline run` serves it; the console comes with it at /console/.
-3. A manager phone that answers after a few seconds (`mgr1="answer:4000"`), so the call is
-   on screen while it rings, and a hold long enough to see it bridged.
-Then drop the skip below. Screenshots land in tmp_path like the in-process tests'.
+live in headless Chromium, then in the decision log. The caller's SIP display name is
+hostile markup: it must show as text. Screenshots land in tmp_path.
 """
 from __future__ import annotations
 
@@ -27,7 +17,7 @@ from tests.support.phones import start_phones
 
 expect = need_playwright()  # skips here (fails in CI) without playwright
 
-pytestmark = [pytest.mark.lab, pytest.mark.skip(reason="lab-driven console test: the lead completes it (see the docstring)")]
+pytestmark = pytest.mark.lab
 
 
 @pytest.mark.timeout(120)
@@ -43,7 +33,7 @@ async def test_a_sipp_call_appears_live_ends_and_opens_with_its_reasons(routing,
         await page.click("#signin-form button[type=submit]")
         await expect(page.locator("#live-status")).to_have_text("Live: updated as calls change")
 
-        run = await sipp.place_calls(tmp_path, [VIP_A_MGR1], hold_ms=3000, name=HOSTILE)  # (1)
+        run = await sipp.place_calls(tmp_path, [VIP_A_MGR1], hold_ms=3000, display_name=HOSTILE)
         row = page.locator("#live-calls tbody tr", has_text="***4567")
         await expect(row).to_be_visible(timeout=10_000)
         await expect(row.locator(".name")).to_have_text(HOSTILE)  # the SIP display name, as text
