@@ -60,7 +60,7 @@ log = logging.getLogger("caseline")
 # The ARI events Caseline acts on; Asterisk filters the rest out before sending.
 EVENT_TYPES = ("StasisStart", "StasisEnd", "ChannelDestroyed", "Dial", "PlaybackFinished",
                "ChannelDtmfReceived", "ApplicationReplaced", "ChannelStateChange",
-               "BridgeBlindTransfer", "BridgeAttendedTransfer")
+               "BridgeBlindTransfer", "BridgeAttendedTransfer", "ChannelEnteredBridge")
 
 
 async def _finish(task: asyncio.Task) -> None:

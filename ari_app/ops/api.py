@@ -30,6 +30,7 @@ from ari_app.config.history_settings import parse_duration
 from ari_app.ops.callbacks_api import CallbackHooks, add_callback_routes
 from ari_app.ops.console import add_console_files, add_security_headers, is_console_file
 from ari_app.ops.console_api import ConsoleHooks, add_console_routes
+from ari_app.ops.http_body import read_capped
 from ari_app.ops.listen import ConnectionGuard, GuardedSite, PortInUse, is_port_in_use
 from ari_app.ops.metrics import CONTENT_TYPE, Metrics
 from ari_app.ops.readiness import Check, Readiness
@@ -200,17 +201,6 @@ async def _crm_invalidate(request: web.Request) -> web.Response:
     return _json({"ok": True, "all": target is None, "invalidated": invalidated})
 
 
-async def _read_capped(request: web.Request, limit: int) -> bytes | None:
-    """The body, or None when it is longer than `limit` (read past the app's MAX_BODY)."""
-    chunks, size = [], 0
-    while chunk := await request.content.read(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def _replay(request: web.Request) -> web.Response:
     hook = request.app[_HOOKS]["replay"]
     if hook is None:
@@ -219,7 +209,7 @@ async def _replay(request: web.Request) -> web.Response:
         since = parse_duration(request.query.get("since", "")) if "since" in request.query else REPLAY_DEFAULT_SINCE
     except ValueError as e:
         return _json({"error": f"since: {e}"}, 400)
-    body = await _read_capped(request, MAX_REPLAY_BODY)
+    body = await read_capped(request, MAX_REPLAY_BODY)
     if body is None:
         return _json({"error": f"candidate larger than {MAX_REPLAY_BODY} bytes"}, 413)
     try:

@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from ari_app.ops.decision_query import BadQuery, DecisionQuery, entry_json
+from ari_app.ops.http_body import read_capped
 from ari_app.ops.live_events import Dropped, LiveFeed, TooManySubscribers
 from ari_app.ops.routing_edit import RoutingEditor
 from ari_app.ops.stats import hourly, window_start
@@ -165,13 +166,7 @@ def _editor(request: web.Request) -> RoutingEditor | None:
 
 async def _read_body(request: web.Request) -> bytes | None:
     """The body, or None when it is longer than MAX_ROUTING_BODY."""
-    chunks, size = [], 0
-    while chunk := await request.content.read(64 * 1024):
-        size += len(chunk)
-        if size > MAX_ROUTING_BODY:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await read_capped(request, MAX_ROUTING_BODY)
 
 
 async def _routing(request: web.Request) -> web.Response:

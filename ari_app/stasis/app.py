@@ -94,6 +94,8 @@ class StasisApp:
                 return
         channel_id = channel_of(event)
         call = self.subscriptions.by_channel.get(channel_id) if channel_id else None
+        if call is None and kind == "ChannelEnteredBridge":
+            call = self.subscriptions.by_bridge.get((event.get("bridge") or {}).get("id", ""))
         if call is not None:
             call.deliver(event)
 

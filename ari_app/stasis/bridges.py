@@ -15,6 +15,7 @@ async def bridge(call: Call, leg: str) -> None:
     await stop_waiting(call)
     await answer(call)
     bridge_id = f"{call.id}-bridge"
+    call.watch_bridge(bridge_id)  # subscribe before we act
     await call.ari.create_bridge(bridge_id)
     call.bridge = bridge_id
     await call.ari.add_to_bridge(bridge_id, [call.id, leg])
@@ -44,6 +45,7 @@ async def drop(call: Call, leg: str, *, hang_up_caller: bool, leg_gone: bool = F
         call.unwatch(channel)
     if call.bridge:
         bridge_id, call.bridge = call.bridge, None
+        call.unwatch_bridge(bridge_id)
         try:
             await call.ari.destroy_bridge(bridge_id)
         except AriError:

@@ -73,6 +73,7 @@ class Subscriptions:
 
     def __init__(self) -> None:
         self.by_channel: dict[str, Call] = {}
+        self.by_bridge: dict[str, Call] = {}  # bridges we made: who joins them (a transfer)
 
 
 class Call:
@@ -113,9 +114,22 @@ class Call:
         if self.subscriptions.by_channel.get(channel_id) is self:
             del self.subscriptions.by_channel[channel_id]
 
+    def watch_bridge(self, bridge_id: str) -> None:
+        """Route events of our bridge to this call (a transfer swaps a channel into it)."""
+        self.subscriptions.by_bridge[bridge_id] = self
+
+    def unwatch_bridge(self, bridge_id: str) -> None:
+        if self.subscriptions.by_bridge.get(bridge_id) is self:
+            del self.subscriptions.by_bridge[bridge_id]
+
     def deliver(self, event: Event) -> None:
         if channel_of(event) == self.id and event.get("type") in ENDED:
             self.hung_up = True
+        if event.get("type") == "ChannelEnteredBridge" and (joined := channel_of(event)):
+            # someone we did not bring joined our bridge: a transfer's replacement; its
+            # state and end must reach us, whatever comes first
+            if joined not in self.watched:
+                self.watch(joined)
         if event.get("type") in TRANSFERS and (target := transfer_target(event)):
             # subscribe now, in the dispatcher: the target's next events may come before
             # this call's task has read this one

@@ -69,6 +69,8 @@ class Talk:
 
 def _about_talk(event: Event, talk: Talk, bridge_id: str | None) -> bool:
     kind = event.get("type")
+    if kind == "ChannelEnteredBridge":
+        return (event.get("bridge") or {}).get("id") == bridge_id
     if kind in TRANSFERS:
         return (event.get("bridge") or {}).get("id") == bridge_id or \
             channel_of(event) == talk.current
@@ -214,7 +216,14 @@ class Executor:
         while True:
             event = await call.wait_for(lambda e: _about_talk(e, talk, call.bridge), MAX_TALK_S)
             kind = event.get("type")
-            if kind in TRANSFERS:
+            if kind == "ChannelEnteredBridge":
+                # the swap itself: it comes before the transfer event, and before the
+                # transferrer's phone may already have hung up
+                joined = channel_of(event)
+                if joined and joined not in (call.id, talk.current) and joined not in talk.replacements:
+                    talk.transferred_to(joined, _state(event, joined) == "Up")
+                    outcome.steps.append(f"transfer:{self._who(event, policy)}")
+            elif kind in TRANSFERS:
                 if (target := transfer_target(event)) and target != talk.current:
                     talk.transferred_to(target, _state(event, target) == "Up")
                     outcome.steps.append(f"transfer:{self._who(event, policy)}")
