@@ -20,6 +20,7 @@ from ari_app.ari.fake_phones import (
     Phone,
 )
 from ari_app.ari.interface import Event
+from ari_app.core.dialplan import INBOUND_ARG, OPERATORS_CONTEXT
 
 CLOSED: dict[str, Any] = {"type": "closed"}  # ends one events() connection
 
@@ -54,9 +55,10 @@ class FakeAsterisk:
                                         channel_id=channel_id)
         if self.queue is None:
             channel.in_app = channel.subscribed = False
-            channel.context, channel.variables["CASELINE_FALLBACK"] = "operators", "stasis_failed"
+            channel.context = OPERATORS_CONTEXT
+            channel.variables["CASELINE_FALLBACK"] = "stasis_failed"
         else:
-            self.emit("StasisStart", channel, args=["inbound"])
+            self.emit("StasisStart", channel, args=[INBOUND_ARG])
         return channel.id
 
     def existing_channel(self, endpoint: str, *, number: str = "", app_args: str | None = "inbound",

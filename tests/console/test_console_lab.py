@@ -13,7 +13,7 @@ from labkit import sipp
 from tests.support.browser import chromium, need_playwright
 from tests.support.callers import VIP_A_MGR1
 from tests.support.console_app import HOSTILE
-from tests.support.decisions import wait_decision
+from tests.support.decisions import learned, wait_decision
 from tests.support.ops import OPS, auth
 from tests.support.phones import start_phones
 
@@ -81,7 +81,10 @@ async def test_a_sipp_call_appears_live_ends_and_opens_with_its_reasons(routing,
         assert routing_file.read_text() == candidate
         assert dialogs == []
 
-    # the running process routes with the applied file: the next call of that client at 75
+    # the running process routes with the applied file: once the first call is learned, the
+    # client's next call is a repeat of an A client: A's new base 75 + the repeat boost 10
+    await learned(routing, VIP_A_MGR1)
     run = await sipp.place_calls(tmp_path, [VIP_A_MGR1], hold_ms=500)
     await run.wait(timeout=30)
-    assert (await wait_decision(routing, 2))[0]["priority"] == "75"
+    latest = (await wait_decision(routing, 2))[0]
+    assert latest["priority"] == "85" and "A base 75" in latest["reasons"]
