@@ -65,8 +65,13 @@ _OUR_BYE = """  <send retrans="500"><![CDATA[
 """
 
 
-def caller(hold_ms: int) -> str:
-    """A client calling in: talks `hold_ms` after answer then hangs up, unless hung up first."""
+def caller(hold_ms: int, audio: str | None = None) -> str:
+    """A client calling in: talks `hold_ms` after answer then hangs up, unless hung up first.
+
+    `audio`: a raw 8 kHz PCMU file SIPp streams (looped) once answered, for a caller who
+    really says something (voicemail keeps no message of pure silence).
+    """
+    speak = f'  <nop><action><exec rtp_stream="{audio},-1,0"/></action></nop>\n' if audio else ""
     rejects = "\n".join(
         f'  <recv response="{code}" optional="true" next="rejected_{code}"/>' for code in _REJECTIONS)
     reject_blocks = "\n".join(f"""
@@ -93,7 +98,7 @@ def caller(hold_ms: int) -> str:
 {rejects}
   <recv response="200" rtd="true" rrs="true"/>
   <nop><action><log message="[field0] answered"/></action></nop>
-{_ACK_AFTER_200}  <recv request="BYE" timeout="{hold_ms}" ontimeout="hang_up"/>
+{_ACK_AFTER_200}{speak}  <recv request="BYE" timeout="{hold_ms}" ontimeout="hang_up"/>
   <nop><action><log message="[field0] remote_hangup"/></action></nop>
   <send><![CDATA[
       SIP/2.0 200 OK

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import signal
 import socket
@@ -155,17 +156,35 @@ async def stop_callers() -> None:
             await run.process.wait()
 
 
+def _pcmu(sample: int) -> int:
+    """G.711 mu-law encoding of one 16-bit sample."""
+    sign = 0x80 if sample < 0 else 0
+    magnitude = min(abs(sample), 32635) + 0x84
+    exponent = max(magnitude.bit_length() - 8, 0)
+    mantissa = (magnitude >> (exponent + 3)) & 0x0F
+    return ~(sign | exponent << 4 | mantissa) & 0xFF
+
+
+def write_tone(path: Path, hz: int = 440, seconds: float = 1.0) -> Path:
+    """A raw 8 kHz PCMU tone for SIPp's rtp_stream (whole periods, so it loops cleanly)."""
+    samples = int(8000 * seconds)
+    path.write_bytes(bytes(_pcmu(int(8000 * math.sin(2 * math.pi * hz * i / 8000)))
+                           for i in range(samples)))
+    return path
+
+
 async def place_calls(workdir: Path, numbers: Iterable[str], *, hold_ms: int = 2000,
                       rate: float = 10, cancel_after_ring_ms: int | None = None,
                       service: str = "100", timeout_s: int = 60,
                       from_phone: str | None = None,
                       dtmf: tuple[str, int] | tuple[str, int, int] | None = None,
-                      display_name: str = "Client") -> CallerRun:
+                      display_name: str = "Client", speaks: bool = False) -> CallerRun:
     """Start SIPp calling from each number (one call each); returns at once.
 
     `dtmf=("0", 7000)` presses 0 seven seconds after the answer (SIP INFO).
     `from_phone="mgr2"` places the calls from that lab phone's address instead of the trunk's
     (Asterisk identifies the phone by address): a manager calling `service`, a client number.
+    `speaks=True`: the caller sends audio (a tone) once answered, e.g. to leave a voicemail.
     """
     global _runs
     _runs += 1
@@ -182,7 +201,8 @@ async def place_calls(workdir: Path, numbers: Iterable[str], *, hold_ms: int = 2
     elif dtmf is not None:  # (digits, ms after answer[, ms between digits])
         xml.write_text(scenarios.ivr_caller(dtmf[0], dtmf[1], hold_ms, *dtmf[2:]))
     else:
-        xml.write_text(scenarios.caller(hold_ms))
+        audio = str(write_tone(workdir / "tone.pcmu")) if speaks else None
+        xml.write_text(scenarios.caller(hold_ms, audio))
     process = await asyncio.create_subprocess_exec(
         "sipp", ASTERISK, "-sf", str(xml), "-inf", str(inf), "-s", service,
         "-i", source_ip, "-p", str(free_udp_port(source_ip)), "-mi", source_ip,
