@@ -17,6 +17,10 @@ MODULES = sorted(
 MUST_HAVE_EXAMPLES = {"agi.protocol", "ari_app.core.numbers"}
 
 
+# the lab's wire helpers too (scripts/ is on pytest's pythonpath)
+MODULES += ["labkit.baresip"]
+
+
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name: str) -> None:
     module = importlib.import_module(name)

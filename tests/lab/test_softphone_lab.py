@@ -1,0 +1,96 @@
+"""Transfers with a real softphone (issue 16 item 7): baresip as a manager's desk phone.
+
+SIPp phones transfer by a scripted REFER; baresip does what a phone does: REFER, waits for
+Asterisk's 202 and NOTIFY, then ends its own leg. The manager's phone here listens on mgr1's
+lab address, so Asterisk's identify-by-address knows it as mgr1.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+
+import pytest
+
+from labkit import baresip, sipp
+from tests.support.callers import C_CLIENT, VIP_A_MGR1
+from tests.support.decisions import learned, wait_decision
+from tests.support.eventually import eventually
+from tests.support.phones import answered_by, start_phones
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture
+async def mgr1_softphone(tmp_path) -> AsyncIterator[baresip.Softphone]:
+    if not baresip.available():
+        if os.environ.get("CI") == "true":
+            pytest.fail("baresip is not installed (scripts/setup-env installs baresip-core)")
+        pytest.skip("baresip is not installed")
+    ip, port = sipp.PHONES["mgr1"]
+    phone = baresip.Softphone("mgr1", tmp_path, f"{ip}:{port}", "<sip:mgr1@127.0.0.1>;regint=0")
+    await phone.start()
+    try:
+        yield phone
+    finally:
+        await phone.stop()
+
+
+async def test_a_softphone_blind_transfer_inside_caselines_bridge_keeps_the_client(
+        routing, phones, tmp_path, mgr1_softphone):
+    """mgr1 (baresip) answers a client Caseline bridged to them and blind-transfers to mgr3:
+    the client talks on with mgr3, who then holds the case."""
+    phone = mgr1_softphone
+    start_phones(phones, tmp_path, mgr3="answer", sup1="answer", op1="answer", op2="answer")
+    run = await sipp.place_calls(tmp_path, [VIP_A_MGR1], hold_ms=16_000)
+
+    await phone.wait_event("CALL_INCOMING")
+    await phone.command("accept")
+    await phone.wait_event("CALL_ESTABLISHED")
+    await asyncio.sleep(2)  # the manager talks a little, then presses "transfer"
+    await phone.command("transfer", "mgr3")
+    await phone.wait_event("CALL_CLOSED")  # the phone ends its leg after Asterisk's NOTIFY
+
+    assert await run.wait(timeout=40) == [(VIP_A_MGR1, "answered"), (VIP_A_MGR1, "hung_up")]
+    await sipp.wait_for_event(phones["mgr3"], VIP_A_MGR1, "bye")
+    assert phones["mgr3"].calls_from(VIP_A_MGR1) == ["invite", "answered", "bye"]
+    entry = (await wait_decision(routing, 1))[0]
+    assert entry["answered_by"] == "mgr3" and entry["steps"] == "mgr1:answered > transfer:mgr3"
+    contact = await learned(routing, VIP_A_MGR1)
+    assert [t.person for t in contact.talks] == ["mgr1", "mgr3"] and contact.manager == "mgr3"
+
+
+@pytest.fixture
+async def client_softphone(tmp_path) -> AsyncIterator[baresip.Softphone]:
+    """A client's softphone on the trunk's address (Asterisk takes it for the trunk)."""
+    if not baresip.available():
+        if os.environ.get("CI") == "true":
+            pytest.fail("baresip is not installed (scripts/setup-env installs baresip-core)")
+        pytest.skip("baresip is not installed")
+    ip = sipp.CALLER_IP
+    phone = baresip.Softphone("client", tmp_path, f"{ip}:{sipp.free_udp_port(ip)}",
+                              f"<sip:{C_CLIENT}@127.0.0.1>;regint=0")
+    await phone.start()
+    try:
+        yield phone
+    finally:
+        await phone.stop()
+
+
+async def test_a_c_client_presses_0_with_rfc4733_dtmf_and_reaches_an_operator(
+        routing, phones, tmp_path, client_softphone):
+    phone = client_softphone
+    start_phones(phones, tmp_path, op1="answer", op2="answer")
+    await phone.command("dial", f"sip:100@{sipp.ASTERISK}")
+    await phone.wait_event("CALL_ESTABLISHED")
+    await asyncio.sleep(7.5)  # the intro (demo-thanks, 5.5 s), then the menu prompt
+    await phone.command("sndcode", "0")  # RFC 4733 telephone-event, as the SDP offered
+
+    async def an_operator_answered() -> None:
+        assert answered_by(phones, C_CLIENT), "an operator answered"
+
+    await eventually(an_operator_answered, timeout=15)
+    await phone.command("hangup")
+    await phone.wait_event("CALL_CLOSED")
+    [entry] = await wait_decision(routing, 1)
+    assert entry["steps"] == "playback:demo-thanks > ivr:main > ivr:main:0 > queue:operators"
