@@ -123,3 +123,26 @@ async def test_a_three_second_talk_makes_no_case_holder(routing, phones, tmp_pat
     await call(tmp_path, number, hold_ms=1000)  # nobody holds the case: the operators again
     entry = (await wait_decision(routing, 2))[0]
     assert entry["class"] == "repeat" and entry["route"] == "queue:operators"
+
+
+async def test_a_transfer_to_an_external_number_keeps_the_client_and_makes_no_false_holder(
+        routing, phones, tmp_path):
+    """mgr1 talks 11 s, then blind-transfers the client to an outside number (the trunk):
+    the client talks on with that number; the outside party is nobody's person, so mgr1,
+    who talked long enough, still holds the case; the listener lives on."""
+    number = fresh_number()
+    outside = "+79990001111"
+    start_phones(phones, tmp_path, op1="transfer>mgr1:1500", op2="transfer>mgr1:1500",
+                 mgr1="answer")
+    await call(tmp_path, number, hold_ms=14_000)  # an operator passes the client to mgr1
+    assert (await learned(routing, number)).manager == "mgr1"
+
+    restart(phones, tmp_path, mgr1=f"transfer>{outside}:11000")
+    phones["client"] = outside_phone = sipp.Phone("client", tmp_path, "answer").start(*sipp.CLIENT_PHONE)
+    await call(tmp_path, number, hold_ms=16_000)  # 11 s with mgr1, then with the outside party
+    assert phones["mgr1"].calls_from(number)[-2:] == ["transferred", "bye"]
+    await sipp.wait_for_event(outside_phone, number, "bye")  # shown the client's number
+    assert outside_phone.calls_from(number) == ["invite", "answered", "bye"]
+    contact = await learned(routing, number, calls=2)
+    assert [t.person for t in contact.talks] == ["mgr1"] and contact.manager == "mgr1"
+    assert routing.process.poll() is None
