@@ -7,6 +7,7 @@ lab address, so Asterisk's identify-by-address knows it as mgr1.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import os
 from collections.abc import AsyncIterator
 
@@ -94,3 +95,44 @@ async def test_a_c_client_presses_0_with_rfc4733_dtmf_and_reaches_an_operator(
     await phone.wait_event("CALL_CLOSED")
     [entry] = await wait_decision(routing, 1)
     assert entry["steps"] == "playback:demo-thanks > ivr:main > ivr:main:0 > queue:operators"
+
+
+@pytest.fixture
+async def op1_softphone(tmp_path) -> AsyncIterator[baresip.Softphone]:
+    if not baresip.available():
+        if os.environ.get("CI") == "true":
+            pytest.fail("baresip is not installed (scripts/setup-env installs baresip-core)")
+        pytest.skip("baresip is not installed")
+    ip, port = sipp.PHONES["op1"]
+    phone = baresip.Softphone("op1", tmp_path, f"{ip}:{port}", "<sip:op1@127.0.0.1>;regint=0")
+    await phone.start()
+    try:
+        yield phone
+    finally:
+        await phone.stop()
+
+
+async def test_the_seed_story_with_a_softphone_operator_who_transfers_from_the_queue(
+        routing, phones, tmp_path, op1_softphone):
+    """"Alena" (op1, baresip) answers a new client from the operators' queue and transfers
+    them to mgr2, who talks; the client's next call goes straight to mgr2."""
+    phone = op1_softphone
+    number = f"+7999{secrets.randbelow(10**7):07d}"  # unknown to the CRM and to history
+    start_phones(phones, tmp_path, op2="busy", mgr2="answer")
+    run = await sipp.place_calls(tmp_path, [number], hold_ms=16_000)
+    await phone.wait_event("CALL_INCOMING")
+    await phone.command("accept")
+    await phone.wait_event("CALL_ESTABLISHED")
+    await asyncio.sleep(2)  # "Alena" asks what it is about, then transfers
+    await phone.command("transfer", "mgr2")
+    await phone.wait_event("CALL_CLOSED")
+    assert await run.wait(timeout=40) == [(number, "answered"), (number, "hung_up")]
+
+    contact = await learned(routing, number)
+    assert [t.person for t in contact.talks] == ["op1", "mgr2"] and contact.manager == "mgr2"
+
+    run = await sipp.place_calls(tmp_path, [number], hold_ms=1500)  # straight to mgr2
+    assert await run.wait() == [(number, "answered"), (number, "hung_up")]
+    entry = (await wait_decision(routing, 2))[0]
+    assert (entry["class"], entry["owner"], entry["answered_by"]) == ("repeat", "mgr2", "mgr2")
+    assert phone.kinds().count("CALL_INCOMING") == 1  # the operator was not rung again
