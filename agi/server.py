@@ -14,7 +14,10 @@ Why not panoramisk.fast_agi: its handler reads the environment with an unbounded
   new connection closes the oldest session still waiting for its environment (an idle
   socket), so idle sockets cannot keep Asterisk's real sessions out; when every session is
   past that point, the new connection is refused;
-- the port is bound exclusively: a second instance fails to start instead of sharing it.
+- the port is bound exclusively: a second instance fails to start instead of sharing it;
+- admission control (core/admission.py): over a bound, a new session skips the route and
+  answers at once with the operators' queue and a priority computed without I/O
+  (CASELINE_STATUS "shed": two SET VARIABLE round trips instead of eleven).
 """
 from __future__ import annotations
 
@@ -44,7 +47,9 @@ from agi.variables import (
     sanitize_call_id,
     sanitize_caller_id,
     set_variable_command,
+    shed_variables,
 )
+from ari_app.core.admission import ShedTarget
 from ari_app.core.models import CallerProfile, Decision
 from ari_app.ops.listen import PortInUse, is_port_in_use
 
@@ -55,6 +60,7 @@ log = logging.getLogger("caseline.agi")
 
 Route = Callable[[str | None, str], Awaitable[tuple[CallerProfile, Decision]]]
 EndpointOf = Callable[[str], str | None]
+Shed = Callable[[str | None], ShedTarget | None]  # as stasis/shed.py: None admits the call
 
 ROUTE_SCRIPT = "route"
 MAX_SESSIONS = 256
@@ -66,7 +72,8 @@ class AgiServer:
     def __init__(self, route: Route, endpoint_of: EndpointOf, host: str = "127.0.0.1",
                  port: int = 4573, *, metrics: Metrics | None = None,
                  route_timeout: float = 2.0, header_timeout: float = 5.0,
-                 command_timeout: float = 2.0, max_sessions: int = MAX_SESSIONS) -> None:
+                 command_timeout: float = 2.0, max_sessions: int = MAX_SESSIONS,
+                 shed: Shed | None = None) -> None:
         self._route = route
         self._endpoint_of = endpoint_of
         self.host = host
@@ -76,6 +83,8 @@ class AgiServer:
         self.header_timeout = header_timeout
         self.command_timeout = command_timeout
         self.max_sessions = max_sessions
+        self._shed = shed
+        self.routing = 0  # admitted sessions being decided and answered: calls in progress
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[None]] = set()
         # sessions still reading their environment, oldest first: the ones a new connection
@@ -199,10 +208,22 @@ class AgiServer:
             return "unknown_script"
         caller = sanitize_caller_id(headers.get("agi_callerid"))
         call_id = sanitize_call_id(headers.get("agi_uniqueid")) or f"agi-{uuid.uuid4().hex}"
-        variables, result = await self._decide(caller, call_id)
+        target = self._shed(caller) if self._shed is not None else None
+        if target is not None:
+            await self._answer(reader, writer, shed_variables(target))
+            return "shed"
+        self.routing += 1
+        try:
+            variables, result = await self._decide(caller, call_id)
+            await self._answer(reader, writer, variables)
+        finally:
+            self.routing -= 1
+        return result
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                      variables: dict[str, str]) -> None:
         for name, value in variables.items():
             await self._command(reader, writer, set_variable_command(name, value))
-        return result
 
     async def _decide(self, caller: str | None, call_id: str) -> tuple[dict[str, str], str]:
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from ari_app.core.admission import ShedTarget
 from ari_app.core.dialplan import DEFAULT_QUEUE
 from ari_app.core.models import TERMINAL_KINDS, CallerProfile, Decision, StepKind
 
@@ -116,6 +117,23 @@ def decision_variables(profile: CallerProfile, decision: Decision,
         "CASELINE_STATUS": "ok",
     }
     return {name: clean(values[name]) for name in NAMES}
+
+
+def shed_variables(target: ShedTarget) -> dict[str, str]:
+    """A session shed by admission control: only what `[operators]` reads, status last. The
+    dialplan cleared CASELINE_STATUS and CASELINE_TARGET; an empty service means operators;
+    CASELINE_QUEUE only when it is not the dialplan's default queue.
+
+    >>> shed_variables(ShedTarget(70, "operators"))
+    {'CASELINE_PRIORITY': '70', 'CASELINE_STATUS': 'shed'}
+    >>> shed_variables(ShedTarget(20, "benchq"))
+    {'CASELINE_PRIORITY': '20', 'CASELINE_QUEUE': 'benchq', 'CASELINE_STATUS': 'shed'}
+    """
+    values = {"CASELINE_PRIORITY": str(max(0, int(target.priority)))}
+    if target.queue != FALLBACK_QUEUE:
+        values["CASELINE_QUEUE"] = clean(target.queue)
+    values["CASELINE_STATUS"] = "shed"
+    return values
 
 
 def fallback_variables() -> dict[str, str]:

@@ -133,7 +133,7 @@ def parser() -> argparse.ArgumentParser:
     inv.add_argument("--all", action="store_true")
     dp = command("dialplan", "dialplan")
     dp_sub = dp.add_subparsers(dest="dialplan_command", required=True, parser_class=_Parser)
-    rel = dp_sub.add_parser("reload", help="check, install and reload dialplan/*.conf over AMI", parents=[common])
+    rel = dp_sub.add_parser("reload", help="check, install and reload dialplan/*.conf (over ARI)", parents=[common])
     rel.add_argument("--source", type=Path, default=Path("dialplan"))
     rel.add_argument("--install-dir", type=Path, default=Path("/etc/asterisk"))
     return p
@@ -429,9 +429,9 @@ async def crm_command(args: argparse.Namespace) -> int:
 
 async def dialplan_command(args: argparse.Namespace) -> int:
     from ari_app.config.settings import load_settings
-    from ari_app.ops.dialplan_reload import reload_dialplan
+    from ari_app.main import reload_dialplan_over_ari
 
-    result = await reload_dialplan(load_settings(args.config), args.source, args.install_dir)
+    result = await reload_dialplan_over_ari(load_settings(args.config), args.source, args.install_dir)
     print(result.summary())
     return 0 if result.ok else 1
 

@@ -9,20 +9,24 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
-from prometheus_client import Counter, Gauge, ProcessCollector
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from agi.server import AgiServer
 from ari_app.ari.http import HttpAri
+from ari_app.ari.interface import Ari, AriError, AriUnavailable
+from ari_app.ari.version_gate import VersionGate
 from ari_app.config.directories import RegionNames
 from ari_app.config.files import ConfigError
 from ari_app.config.live import LiveConfig
 from ari_app.config.policy import load_policy_bytes
-from ari_app.config.settings import Settings, load_settings
+from ari_app.config.settings import AriSettings, Settings, load_settings
+from ari_app.core.admission import ShedTarget
 from ari_app.core.clock import SystemClock
+from ari_app.core.dialplan import DEFAULT_QUEUE
 from ari_app.core.numbers import normalize
 from ari_app.core.ports import Clock
 from ari_app.crm.companies import CompanyLookup
@@ -33,8 +37,10 @@ from ari_app.history.store import RedisHistoryStore, redis_client
 from ari_app.ops.ami import ami_ready
 from ari_app.ops.api import OpsServer, create_app
 from ari_app.ops.config_reload import ConfigReloads
+from ari_app.ops.dialplan_reload import ReloadError, ReloadModule, ReloadResult, reload_dialplan
 from ari_app.ops.listen import PortInUse, raise_open_file_limit
 from ari_app.ops.live_events import LiveFeed
+from ari_app.ops.load import Admission, watch_loop_lag
 from ari_app.ops.logs import configure_json_logging
 from ari_app.ops.metrics import Metrics
 from ari_app.record.callback_api import callback_hooks, file_decided
@@ -54,6 +60,7 @@ from ari_app.stasis.execute import Executor, leave_to_dialplan
 from ari_app.stasis.greet import make_greeter
 from ari_app.stasis.handler import CallRouting
 from ari_app.stasis.presence import RedisPresence
+from ari_app.stasis.shed import Shed
 
 log = logging.getLogger("caseline")
 
@@ -79,21 +86,28 @@ async def run_forever(config_dir: Path, *, greet: bool = False) -> int:
         ari = await stack.enter_async_context(HttpAri(
             settings.ari.url, settings.ari.user, settings.ari.password.get_secret_value(),
             settings.ari.app, heartbeat_s=settings.ari.heartbeat_s, event_types=EVENT_TYPES))
+        # first of all: a too old Asterisk gets no app registration, no listener (ari/version_gate.py)
+        gate = VersionGate(ari, settings.asterisk)
+        checked = await gate.check()
+        if gate.refused:
+            return 1
         if greet:
             app = StasisApp(ari, make_greeter(settings.calls.greeting))
         else:
-            app = await build_routing_app(settings, config_dir, ari, stack, loop)
+            app = await build_routing_app(settings, config_dir, ari, stack, loop, gate)
             log.info("routing: ARI app %r, FastAGI %s:%d, ops API %s:%d", settings.ari.app,
                      settings.agi.host, settings.agi.port, settings.ops.host, settings.ops.port)
         runner = asyncio.create_task(app.run(), name="stasis-app")
         stopper = asyncio.create_task(stop.wait(), name="stop-signal")
+        late = None if checked else asyncio.create_task(gate.watch(app.connected, stop), name="asterisk-version")
         done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        runner.cancel()
-        stopper.cancel()
-        await asyncio.gather(runner, stopper, return_exceptions=True)
+        for task in (runner, stopper, late):
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(runner, stopper, *([late] if late else []), return_exceptions=True)
         if runner in done and not runner.cancelled() and runner.exception():
             raise runner.exception()
-    return 0
+    return 1 if gate.refused else 0
 
 
 @dataclass
@@ -138,29 +152,31 @@ async def build_core(settings: Settings, config_dir: Path, stack: AsyncExitStack
                     clock=clock or SystemClock(), windows=settings.history.windows(),
                     history_budget_s=settings.history_budget_ms / 1000,
                     crm_budget_s=settings.crm.budget_ms / 1000,
-                    default_region=settings.numbers.default_region, region_names=region_names)
+                    default_region=settings.numbers.default_region, region_names=region_names,
+                    crm_cache=crm.cached if crm else None)
     return Core(settings, redis, history, crm, config, router)
 
 
 async def build_routing_app(settings: Settings, config_dir: Path, ari: HttpAri,
-                            stack: AsyncExitStack, loop: asyncio.AbstractEventLoop) -> StasisApp:
+                            stack: AsyncExitStack, loop: asyncio.AbstractEventLoop,
+                            gate: VersionGate | None = None) -> StasisApp:
     metrics = Metrics()
-    # process figures (RSS, open fds) and live asyncio tasks: what a soak test watches for leaks
-    ProcessCollector(registry=metrics.registry)
-    Gauge("caseline_asyncio_tasks", "asyncio tasks alive in the process",
-          registry=metrics.registry).set_function(lambda: len(asyncio.all_tasks()))
+    if gate is not None:
+        metrics.asterisk_below_min_version.set_function(gate.below_minimum)
+    metrics.watch_process()  # RSS, open fds, asyncio tasks: what a soak test watches for leaks
     core = await build_core(settings, config_dir, stack, metrics)
+    # admission control (docs/reliability.md): `app` and `agi` are bound below, counted
+    # once calls arrive; every ARI request's duration is one sample
+    admission = Admission(settings.admission.bounds(), lambda: len(app.calls) + agi.routing,
+                          enabled=settings.admission.enabled, metrics=metrics)
+    ari.on_latency = admission.ari_request
+    shed = shed_calls(admission, core.router)
     # one lock for every reload: SIGHUP, POST /reload and `caseline reload` (through the API)
     reloads = ConfigReloads(core.config)
     stack.push_async_callback(reloads.aclose)
     loop.add_signal_handler(signal.SIGHUP, reloads.on_signal)
-    dropped = Counter("caseline_redis_writes_dropped_total",
-                      "Outcome writes dropped after a Redis outage longer than the buffer",
-                      registry=metrics.registry)
-    refused = Counter("caseline_redis_writes_refused_total",
-                      "Outcome writes Redis refused for good (e.g. no permission): dropped, not retried",
-                      registry=metrics.registry)
-    pending = PendingWrites(on_dropped=dropped.inc, on_refused=refused.inc)
+    pending = PendingWrites(on_dropped=metrics.redis_writes_dropped.inc,
+                            on_refused=metrics.redis_writes_refused.inc)
     retry = asyncio.create_task(pending.run(), name="pending-writes")
     stack.callback(retry.cancel)
     recorder = OutcomeRecorder(core.redis, max_entries=settings.decision_log_max,
@@ -180,21 +196,18 @@ async def build_routing_app(settings: Settings, config_dir: Path, ari: HttpAri,
         await leave_to_dialplan(call, f"caseline_error:{type(error).__name__}")
 
     app = StasisApp(ari, handler, on_call_error=on_call_error,
-                    on_reconnect=metrics.ari_reconnects.inc)
+                    on_reconnect=metrics.ari_reconnects.inc, shed=shed)
 
-    bad_cdr = Counter("caseline_learning_bad_events_total",
-                      "CDR events dropped because their fields do not parse",
-                      registry=metrics.registry)
     cdr = CdrListener(settings.ami, core.history,
                       lambda: learning_rules(core.config.current.policy, settings), pending,
                       redis=core.redis, settle_s=settings.learning.settle_s,
-                      on_bad_event=bad_cdr.inc)
+                      on_bad_event=metrics.learning_bad_events.inc)
     await cdr.start()
     stack.push_async_callback(cdr.close)
     dialer = await start_dialer(settings, core, app, callbacks, pending, stack)
 
     agi = AgiServer(agi_route(core.router, filer), agi_endpoint_of(core.config), settings.agi.host,
-                    settings.agi.port, metrics=metrics)
+                    settings.agi.port, metrics=metrics, shed=shed)
     await _listen(agi, config_dir, "agi.port")
     stack.push_async_callback(agi.close, 2.0)
 
@@ -214,7 +227,14 @@ async def build_routing_app(settings: Settings, config_dir: Path, ari: HttpAri,
         settings.ops.host, settings.ops.port)
     await _listen(ops, config_dir, "ops.port")
     stack.push_async_callback(ops.close)
+    lag = asyncio.create_task(watch_loop_lag(admission), name="loop-lag")  # once app and agi exist
+    stack.push_async_callback(_stop, lag)
     return app
+
+
+async def _stop(task: asyncio.Task) -> None:
+    task.cancel()
+    await _finish(task)
 
 
 async def start_dialer(settings: Settings, core: Core, app: StasisApp, store: CallbackStore,
@@ -232,6 +252,19 @@ async def start_dialer(settings: Settings, core: Core, app: StasisApp, store: Ca
         await _finish(task)
     stack.push_async_callback(stop)
     return dialer
+
+
+def shed_calls(admission: Admission, router: Router) -> Shed:
+    """What both fronts ask once per new caller: None routes it, a target sheds it."""
+    def shed(raw_caller_id: str | None) -> ShedTarget | None:
+        if admission.check_new_call() is None:
+            return None
+        try:
+            return router.shed_target(raw_caller_id)
+        except Exception:  # a bug here must not stop the event dispatcher: plain operators
+            log.exception("admission: no priority for a shed call")
+            return ShedTarget(0, DEFAULT_QUEUE)
+    return shed
 
 
 def agi_route(router: Router, filer: CallbackFiler | None = None):
@@ -304,3 +337,47 @@ def invalidate_hook(crm: CrmService | None, region: str):
         crm.invalidate(normalized)
         return {"ok": True, "invalidated": normalized}
     return invalidate
+
+
+async def reload_dialplan_over_ari(settings: Settings, source: Path, install_dir: Path, *,
+                                   timeout_s: float = 10.0, retries: int = 5,
+                                   retry_delay_s: float = 0.5) -> ReloadResult:
+    """`caseline dialplan reload`: ops/dialplan_reload.py, pbx_config reloaded over ARI (its
+    docstring says why not AMI)."""
+    password = settings.ari.password.get_secret_value()
+    if not password:
+        return ReloadResult(False, error="ARI password not configured (CASELINE_ARI_PASSWORD); nothing installed")
+    async with HttpAri(settings.ari.url, settings.ari.user, password, settings.ari.app,
+                       request_timeout_s=timeout_s) as ari:
+        return await reload_dialplan(source, install_dir, ari_module_reload(ari, settings.ari),
+                                     retries=retries, retry_delay_s=retry_delay_s)
+
+
+def ari_module_reload(ari: Ari, settings: AriSettings) -> ReloadModule:
+    """ARI's module reload, its answers in ops/dialplan_reload.py's terms."""
+    parts = urlsplit(settings.url)
+    where = f"ARI at {parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+
+    async def reload(module: str) -> str:
+        try:
+            reloaded = await ari.reload_module(module)
+        except AriUnavailable as e:
+            cause = e.__cause__
+            # no connection means no request: only then is the running dialplan surely unchanged
+            sent = not isinstance(cause, aiohttp.ClientConnectorError)
+            raise ReloadError(f"{where}: {'no answer' if sent else 'unreachable'} "
+                              f"({type(cause or e).__name__})", maybe_done=sent) from None
+        except AriError as e:
+            answer = e.message.rpartition(f"{module}: ")[2]  # Asterisk's words, after our "PUT path: "
+            if e.status in (401, 403):
+                reason = f"{where} refused user {settings.user!r} (CASELINE_ARI_PASSWORD, ari.conf)"
+            elif e.status == 404:
+                reason = f"Asterisk has no module {module} loaded"
+            elif e.status == 503:
+                reason = "Asterisk is not fully booted yet"
+            else:
+                reason = f"Asterisk refused to reload {module}"
+            raise ReloadError(f"{reason}: {answer}", answer=answer,
+                              busy=e.status == 409 and "in progress" in answer.lower()) from None
+        return f"{module} reloaded" if reloaded else f"{module} reload queued until Asterisk is fully booted"
+    return reload

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from ari_app.config.directories import RegionNames
 from ari_app.config.live import LiveConfig, Snapshot
+from ari_app.core.admission import ShedTarget, shed_target
 from ari_app.core.decide import decide
 from ari_app.core.environment import describe_number
 from ari_app.core.history_class import Windows
@@ -23,6 +24,7 @@ from ari_app.core.models import (
     CallerProfile,
     Contact,
     CrmFacts,
+    CrmRecord,
     Decision,
     EnvironmentFacts,
     SourceStatus,
@@ -119,7 +121,8 @@ class EnvironmentLookup:
 class Router:
     def __init__(self, *, config: LiveConfig, history: HistoryStore, crm: CrmLookup | None,
                  clock: Clock, windows: Windows, history_budget_s: float, crm_budget_s: float,
-                 default_region: str, region_names: RegionNames | None = None) -> None:
+                 default_region: str, region_names: RegionNames | None = None,
+                 crm_cache: Callable[[str], CrmRecord | None] | None = None) -> None:
         self.config = config
         self.history = history
         self.crm = crm
@@ -130,6 +133,7 @@ class Router:
         self.crm_budget_s = crm_budget_s + CRM_BACKSTOP_S
         self.default_region = default_region
         self.region_names = region_names
+        self.crm_cache = crm_cache  # what the CRM said recently, read without asking it
 
     async def route(self, raw_caller_id: str | None, call_id: str = "") -> Routed:
         started = time.perf_counter()
@@ -142,3 +146,12 @@ class Router:
             default_region=self.default_region)
         decision = decide(profile, snapshot.policy, now)
         return Routed(profile, decision, snapshot, time.perf_counter() - started)
+
+    def shed_target(self, raw_caller_id: str | None) -> ShedTarget:
+        """Where a call shed by admission control goes, without I/O (core/admission.py): the
+        category comes from memory only, the CRM cache and the legal-entity directory."""
+        snapshot = self.config.current
+        number = normalize(raw_caller_id, self.default_region)
+        record = self.crm_cache(number) if number and self.crm_cache else None
+        entity = snapshot.directory.lookup(number) if number else None
+        return shed_target(snapshot.policy, number, record, entity)

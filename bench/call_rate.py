@@ -25,6 +25,8 @@ run, the CPU seconds every process used (Asterisk, Caseline, Redis, SIPp) are re
   .venv/bin/python bench/call_rate.py                      # the full run (~1 h)
   .venv/bin/python bench/call_rate.py --plan "holder=100,125" --pdd-paths "" --seconds 30
   .venv/bin/python bench/call_rate.py --smoke      # seconds: the runner cannot rot
+  .venv/bin/python bench/call_rate.py --plan "holder=190" --pdd-paths "" \
+      --set admission.max_calls_in_progress=30       # caseline.yaml values for the run (overload)
 Needs the lab (`scripts/lab up`) and nobody else using it. CASELINE_BENCH_KEEP_PCAP=1 keeps
 each run's capture in the SIPp trace folder (printed at the end) instead of deleting it.
 """
@@ -133,13 +135,45 @@ class CpuMeter:
         return {name: round(100 * seconds / wall, 1) for name, seconds in used.items()}
 
 
+def rss_mib(pid: int) -> float | None:
+    """Resident memory of a process, from /proc/<pid>/status (None once it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+class RssMeter:
+    """RSS at the start, the most seen (sampled every ~5 s) and at the end of a run: an
+    overload must leave Caseline's memory flat and Asterisk's bounded."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.seen: dict[str, list[float]] = {name: [] for name in pids}
+        self.sample()
+
+    def sample(self) -> None:
+        for name, pid in self.pids.items():
+            if (value := rss_mib(pid)) is not None:
+                self.seen[name].append(value)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        return {name: {"start": round(v[0], 1), "max": round(max(v), 1), "end": round(v[-1], 1)}
+                for name, v in self.seen.items() if v}
+
+
 # --- one run ------------------------------------------------------------------------------
 
 class Lab:
     """Caseline (configured for one CRM kind), Redis and the SIPp phones of the bench."""
 
-    def __init__(self, workdir: Path, redis: RedisServer, *, caseline_on_plain: bool) -> None:
+    def __init__(self, workdir: Path, redis: RedisServer, *, caseline_on_plain: bool,
+                 settings: dict[str, object] | None = None) -> None:
         self.workdir = workdir
+        self.settings = settings or {}  # "section.key" -> value, over the bench's caseline.yaml
         self.redis = redis
         self.phones = [sipp.Phone(name, workdir).start() for name in ("mgr1", "op1", "op2", "sup1")]
         self.caseline: CaselineProcess | None = None
@@ -164,6 +198,12 @@ class Lab:
             self.crm, url = await start_bench_crm(crm_delay_ms)
             settings["crm"] = {"adapter": "http", "budget_ms": 300, "cache_ttl_s": 60,
                                "http": {"url_template": url}}
+        for dotted, value in self.settings.items():
+            section, _, key = dotted.rpartition(".")
+            node = settings
+            for part in filter(None, section.split(".")):
+                node = node.setdefault(part, {})
+            node[key] = value
         (config / "caseline.yaml").write_text(yaml.safe_dump(settings))
         self.caseline = CaselineProcess(self.workdir, [], config,
                                         extra_env={"CASELINE_REDIS_URL": self.redis.url})
@@ -209,6 +249,7 @@ async def run_rate(lab: Lab, path_name: str, rate: float, seconds: float) -> dic
     (workdir / f"{name}.csv").write_text("SEQUENTIAL\n" + "".join(f"{n};\n" for n in numbers))
     capture = Capture(workdir / f"{name}.pcap", sipp.CALLER_IP)
     meter = CpuMeter(lab.pids())
+    memory = RssMeter({k: v for k, v in lab.pids().items() if k in ("asterisk", "caseline")})
     started = time.monotonic()
     process = await asyncio.create_subprocess_exec(
         "sipp", sipp.ASTERISK, "-sf", f"{name}.xml", "-inf", f"{name}.csv", "-s", path.service,
@@ -229,6 +270,7 @@ async def run_rate(lab: Lab, path_name: str, rate: float, seconds: float) -> dic
         if tick % 5 == 0:  # every ~5 s: which of Asterisk's task queues back up
             for queue, depth in (await asyncio.to_thread(taskprocessor_queues)).items():
                 queued[queue] = max(depth, queued.get(queue, 0))
+            memory.sample()
         try:
             await asyncio.wait_for(process.wait(), 1.0)
         except TimeoutError:
@@ -240,6 +282,7 @@ async def run_rate(lab: Lab, path_name: str, rate: float, seconds: float) -> dic
             aborted = True
             process.terminate()
     cpu = meter.percent({"sipp_caller": caller_cpu})
+    memory.sample()
     elapsed = time.monotonic() - started
     packets = capture.stop()
     wire_pdd = post_dial_delays(capture.path)
@@ -263,7 +306,8 @@ async def run_rate(lab: Lab, path_name: str, rate: float, seconds: float) -> dic
             "holds": failed_pct <= MAX_FAILED_PCT, "elapsed_s": round(elapsed, 1),
             "pdd_ms": summary(wire_pdd), "pdd_sipp_ms": summary(sipp_pdd), "capture": packets,
             "cpu_pct": cpu,
-            "taskprocessors_most_queued": dict(sorted(queued.items(), key=lambda kv: -kv[1])[:4])}
+            "taskprocessors_most_queued": dict(sorted(queued.items(), key=lambda kv: -kv[1])[:4]),
+            "rss_mib": memory.summary()}
 
 
 def taskprocessor_queues() -> dict[str, int]:
@@ -349,6 +393,14 @@ DEFAULT_PLAN = ("plain=300,350,400 holder=100,125,150 agi=200,250,300 "
                 "queue=100,125,150 plainq=200,300,400 agiq=200,250,300")
 
 
+def parse_setting(text: str) -> tuple[str, object]:
+    """"admission.max_calls_in_progress=30" -> ("admission.max_calls_in_progress", 30)"""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r}: want section.key=value (a YAML value)")
+    return key, yaml.safe_load(value)
+
+
 def parse_plan(text: str) -> list[tuple[str, list[float]]]:
     """"plain=100,200 holder=100" -> [("plain", [100.0, 200.0]), ("holder", [100.0])]"""
     plan = []
@@ -406,6 +458,10 @@ async def main() -> int:
                              "paths whose own ceiling is lower are skipped")
     parser.add_argument("--caseline-on-plain", action="store_true",
                         help="keep Caseline attached (ARI + AMI) during the dialplan-only paths")
+    parser.add_argument("--set", type=parse_setting, action="append", default=[], dest="settings",
+                        metavar="SECTION.KEY=VALUE",
+                        help="a caseline.yaml value for the bench's Caseline, e.g. "
+                             "admission.max_calls_in_progress=30 (repeatable)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/call_rate.json"))
     parser.add_argument("--smoke", action="store_true", help="2 s at 5 calls/s per path")
     args = parser.parse_args()
@@ -416,10 +472,11 @@ async def main() -> int:
     install_bench_dialplan()
     workdir = Path(tempfile.mkdtemp(prefix="caseline-bench-"))
     redis = RedisServer.start()
-    lab = Lab(workdir, redis, caseline_on_plain=args.caseline_on_plain)
+    lab = Lab(workdir, redis, caseline_on_plain=args.caseline_on_plain, settings=dict(args.settings))
     results = Results(args.out, {"asterisk": lab_asterisk.cli("core show version").strip()[:60],
                                  "seconds_per_rate": args.seconds, "cores": os.cpu_count(),
-                                 "max_failed_pct": MAX_FAILED_PCT})
+                                 "max_failed_pct": MAX_FAILED_PCT,
+                                 "caseline_settings": dict(args.settings)})
     try:
         await measure(lab, args, results)
     finally:

@@ -199,8 +199,21 @@ class FakeAri(FakeAsterisk):
 
     async def asterisk_info(self) -> dict[str, Any]:
         self._log("asterisk_info")
+        self._booted("GET /asterisk/info")
         await asyncio.sleep(0)
-        return {"system": {"version": "22.0.0", "entity_id": ASTERISK_ID}}
+        return {"system": {"version": self.version, "entity_id": ASTERISK_ID}}
+
+    async def reload_module(self, module: str) -> bool:
+        """resource_asterisk.c: 404 not loaded, 409 refused or busy, 202 queued, else 204."""
+        self._log("reload_module", module=module)
+        self._booted(f"PUT /asterisk/modules/{module}")
+        await asyncio.sleep(0)
+        if module not in self.modules:
+            raise _error(404, f"PUT /asterisk/modules/{module}: Module not found in running modules")
+        status, message = self.reload_answers.pop(0) if self.reload_answers else (204, "")
+        if status >= 400:
+            raise _error(status, f"PUT /asterisk/modules/{module}: {message}")
+        return status != 202
 
     async def application(self) -> dict[str, Any]:
         self._log("application")
@@ -214,6 +227,10 @@ class FakeAri(FakeAsterisk):
     def _log(self, method: str, **args: Any) -> None:
         self.requests.append((method, args))
         self.touch()
+
+    def _booted(self, request: str) -> None:
+        if not self.booted:  # res_ari answers every request so until Asterisk is fully booted
+            raise _error(503, f"{request}: Asterisk not booted")
 
     def _control(self, method: str, channel_id: str, **args: Any) -> Channel:
         """Log a request on a channel of our app; res/ari's find_control: 404, else 409."""

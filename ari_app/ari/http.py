@@ -12,7 +12,8 @@ import asyncio
 import base64
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -47,6 +48,8 @@ class HttpAri:
         self._timeout = aiohttp.ClientTimeout(total=request_timeout_s)
         self._event_types = event_types
         self._session: aiohttp.ClientSession | None = None
+        # each request's duration, errors and timeouts included (admission control, ops/load.py)
+        self.on_latency: Callable[[float], None] | None = None
 
     async def __aenter__(self) -> HttpAri:
         # well under Asterisk's HTTP session limit (http.conf sessionlimit), which refuses
@@ -64,18 +67,25 @@ class HttpAri:
 
     async def _request(self, method: str, path: str, params: Mapping[str, str] | None = None,
                        body: Mapping[str, Any] | None = None) -> Any:
+        return (await self._exchange(method, path, params, body))[1]
+
+    async def _exchange(self, method: str, path: str, params: Mapping[str, str] | None = None,
+                        body: Mapping[str, Any] | None = None) -> tuple[int, Any]:
+        """(status, JSON body or None); an error status raises its AriError."""
         assert self._session is not None, "use `async with HttpAri(...)`"
+        started = time.monotonic()
         try:
             async with self._session.request(method, self.base + path, params=params,
                                              json=body) as answer:
                 text = await answer.text()
                 if answer.status >= 400:
                     raise _error(answer.status, f"{method} {path.split('?')[0]}: " + _message(text))
-                if not text:
-                    return None
-                return json.loads(text)
+                return answer.status, json.loads(text) if text else None
         except (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError) as e:
             raise AriUnavailable(f"{method} {path}: {type(e).__name__}") from e
+        finally:
+            if self.on_latency is not None:
+                self.on_latency(time.monotonic() - started)
 
     async def events(self) -> AsyncIterator[Event]:
         """Events for our app until the websocket closes or stops answering pings.
@@ -193,6 +203,18 @@ class HttpAri:
 
     async def application(self) -> dict[str, Any]:
         return dict(await self._request("GET", f"/applications/{quote(self.app)}") or {})
+
+    async def asterisk_info(self) -> dict[str, Any]:
+        """{"system": {"version": "22.10.1", "entity_id": ...}} (only the system part)."""
+        answer = await self._request("GET", "/asterisk/info", {"only": "system"})
+        return dict(answer) if isinstance(answer, dict) else {}
+
+    async def reload_module(self, module: str) -> bool:
+        """PUT /asterisk/modules/{module}: True when reloaded (204), False when Asterisk
+        queued it until it is fully booted (202). 404: not loaded; 409: refused, or another
+        reload in progress (the message says which)."""
+        status, _ = await self._exchange("PUT", f"/asterisk/modules/{quote(module)}")
+        return status != 202
 
 
 def _message(body: str) -> str:

@@ -16,6 +16,7 @@ class AriError(Exception):
 
     def __init__(self, status: int, message: str) -> None:
         self.status = status
+        self.message = message
         super().__init__(f"ARI {status}: {message}")
 
 
@@ -53,4 +54,6 @@ class Ari(Protocol):
     async def bridges(self) -> list[dict[str, Any]]: ...
     async def endpoint(self, endpoint: str) -> dict[str, Any]: ...
     async def application(self) -> dict[str, Any]: ...
+    async def asterisk_info(self) -> dict[str, Any]: ...  # the version check at start
+    async def reload_module(self, module: str) -> bool: ...  # `caseline dialplan reload`
     def events(self) -> AsyncIterator[Event]: ...

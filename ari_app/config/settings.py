@@ -13,6 +13,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from ari_app.config.admission_settings import AdmissionSettings
+from ari_app.config.asterisk_settings import AsteriskSettings
 from ari_app.config.callback_settings import CallbackSettings
 from ari_app.config.crm_settings import CrmSettings
 from ari_app.config.files import ConfigError, load_model
@@ -82,6 +84,7 @@ class LoggingSettings(Strict):
 class Settings(Strict):
     ari: AriSettings = AriSettings()
     ami: AmiSettings = AmiSettings()
+    asterisk: AsteriskSettings = AsteriskSettings()  # the oldest Asterisk we run with
     redis: RedisSettings = RedisSettings()
     numbers: NumberSettings = NumberSettings()
     calls: CallSettings = CallSettings()
@@ -94,6 +97,7 @@ class Settings(Strict):
     history_budget_ms: int = Field(150, ge=5, le=5000)  # Redis look-up bound per call
     crm: CrmSettings = CrmSettings()
     callbacks: CallbackSettings = CallbackSettings()
+    admission: AdmissionSettings = AdmissionSettings()  # overload: new calls skip the route
     routing_file: str = "routing.yaml"  # relative to the config folder
     legal_entities_file: str = "legal_entities.yaml"
     numbering_file: str = "numbering/ru.csv"  # `caseline numbering import` writes it

@@ -176,6 +176,12 @@ def _default(policy: Policy, profile: CallerProfile, reasons: list[Reason]) -> D
     return Decision(_service(route), priority, route, tuple(reasons), rule="default")
 
 
+def base_priority(policy: Policy, profile: CallerProfile) -> int:
+    """The segment's base priority (plus a VIP's boost), no rule applied: what admission
+    control gives a shed call (core/admission.py)."""
+    return _base_priority(policy, profile)[0]
+
+
 def _base_priority(policy: Policy, profile: CallerProfile) -> tuple[int, str]:
     """The segment's base priority (plus a VIP's boost) and how it was computed."""
     segment = _segment(profile, policy)

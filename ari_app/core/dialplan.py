@@ -14,3 +14,12 @@ AGI_CONTEXT = "caseline-agi"  # the FastAGI front's dialplan
 PEOPLE_CONTEXT = "internal"  # our people's phones dial from here (pjsip.conf endpoints)
 DEFAULT_QUEUE = "operators"  # the operators' queue: where every route that runs out ends
 
+
+def priority_extension(priority: int) -> str:
+    """The extension of OPERATORS_CONTEXT that queues a call at `priority` (`_XXX`: it sets
+    CASELINE_PRIORITY from itself), so handing a shed call over needs no variable request.
+
+    >>> priority_extension(20), priority_extension(5), priority_extension(130)
+    ('020', '005', '100')
+    """
+    return f"{max(0, min(100, int(priority))):03d}"

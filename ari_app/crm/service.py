@@ -206,6 +206,12 @@ class CrmService:
 
     # -- cache control -----------------------------------------------------------------
 
+    def cached(self, number: str) -> CrmRecord | None:
+        """The record the cache holds for `number`, without asking the CRM (admission control's
+        priority for a shed call); None when none is cached."""
+        value = self._cache.get(number)
+        return None if TtlLru.is_miss(value) else value  # type: ignore[return-value]
+
     def invalidate(self, number: str) -> None:
         """Forget `number`: the next call asks the CRM (e.g. on a CRM "client changed" hook)."""
         self._cache.pop(number)

@@ -82,7 +82,8 @@ class _Protocol(AMIProtocol):
 
 
 class AmiClient:
-    """`async with AmiClient(settings.ami) as ami: await ami.reload_module("pbx_config")`."""
+    """`async with AmiClient(settings.ami) as ami: await ami.ping()`: Login, Ping and Logoff
+    need no AMI class, so the readiness check works with a user that may only read `cdr`."""
 
     def __init__(self, settings: AmiSettings, *, connect_timeout: float = 3.0,
                  action_timeout: float = 10.0) -> None:
@@ -132,11 +133,6 @@ class AmiClient:
         if not answer.success:
             raise AmiActionError(str(fields.get("Action", "?")), str(answer.message))
         return answer
-
-    async def reload_module(self, module: str = "pbx_config") -> str:
-        """`Reload Module=<module>` (needs write=system or config); Asterisk's message."""
-        answer = await self.action({"Action": "Reload", "Module": module})
-        return str(answer.message or "Module Reloaded")
 
     async def ping(self) -> bool:
         try:

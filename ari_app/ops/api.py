@@ -2,9 +2,9 @@
 replay of a candidate routing policy on recent calls, callback requests (callbacks_api.py),
 and the ops console: its files at /console/ (console.py) and data routes (console_api.py).
 
-Everything but /healthz, /readyz and the console's files (no data in them) needs
-`Authorization: Bearer <ops token>`. With no token configured every protected endpoint
-answers 403: the API is never open by accident.
+Everything but /healthz, /readyz, /openapi.json (openapi.py: the API's description) and the
+console's files (no data in them) needs `Authorization: Bearer <ops token>`. With no token
+configured every protected endpoint answers 403: the API is never open by accident.
 It binds 127.0.0.1 by default. Request bodies are bounded. What the endpoints act on is
 injected (the wiring in ari_app.main owns the real objects), so this module has no
 knowledge of ARI, Redis or the CRM.
@@ -27,6 +27,7 @@ from pydantic import SecretStr
 
 from ari_app.config.files import ConfigError
 from ari_app.config.history_settings import parse_duration
+from ari_app.ops import openapi
 from ari_app.ops.callbacks_api import CallbackHooks, add_callback_routes
 from ari_app.ops.console import add_console_files, add_security_headers, is_console_file
 from ari_app.ops.console_api import ConsoleHooks, add_console_routes
@@ -64,7 +65,7 @@ KEEPALIVE_TIMEOUT_S = 30.0  # idle between requests (aiohttp's default is an hou
 READY_CACHE_S = 2.0  # /readyz is open: at most one run of the checks (an AMI login) per this
 MAX_REPLAY_BODY = 256 * 1024  # a candidate routing.yaml (the shipped one is ~10 KB)
 REPLAY_DEFAULT_SINCE = timedelta(hours=24)
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", openapi.PATH})
 _CALL_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}", re.ASCII)
 
 # reload() answers an object with `.ok`/`.error` (e.g. ReloadResult) or a dict {"ok", "error"}.
@@ -246,6 +247,7 @@ def create_app(*, token: SecretStr | str | None, metrics: Metrics, checks: Mappi
     app.router.add_get("/calls/{id}", _call)
     app.router.add_post("/crm/invalidate", _crm_invalidate)
     app.router.add_post("/replay", _replay)
+    openapi.add_openapi_route(app)  # documents every route here and below (ops/openapi.json)
     add_security_headers(app)
     add_console_files(app)  # /console/ (ops/console.py)
     if console is not None:  # its data routes, behind the token like everything above

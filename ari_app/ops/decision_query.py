@@ -126,13 +126,37 @@ def route_results(route: str, steps: str) -> list[dict[str, str]]:
     return out
 
 
-def entry_json(entry: Mapping[str, str]) -> dict[str, Any]:
-    """A log entry for the console: reasons parsed, the route with results, no stored profile."""
+def reasons_list(value: object) -> list[dict[str, str]]:
+    """A decision's reasons as JSON output gives them: [{"rule", "text"}, ...].
+
+    `value` is the decision log's stored field (a JSON text of [rule, text] pairs: a stream
+    field holds only text) or an entry's reasons already read; anything unreadable is left out.
+
+    >>> reasons_list('[["abc.A", "ABC A: the manager"]]')
+    [{'rule': 'abc.A', 'text': 'ABC A: the manager'}]
+    """
+    if isinstance(value, str | bytes):
+        try:
+            value = json.loads(value or "[]")
+        except ValueError:
+            return []
+    if not isinstance(value, list):
+        return []
+    out = []
+    for item in value:
+        if isinstance(item, Mapping) and {"rule", "text"} <= item.keys():
+            rule, text = item["rule"], item["text"]
+        elif isinstance(item, list | tuple) and len(item) == 2:
+            rule, text = item
+        else:
+            continue
+        out.append({"rule": str(rule), "text": str(text)})
+    return out
+
+
+def entry_json(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A log entry for the console: reasons a list, the route with results, no stored profile."""
     out: dict[str, Any] = {k: v for k, v in entry.items() if k != "profile"}
-    try:
-        reasons = json.loads(entry.get("reasons") or "[]")
-        out["reasons"] = [{"rule": str(rule), "text": str(text)} for rule, text in reasons]
-    except (ValueError, TypeError):
-        out["reasons"] = []
+    out["reasons"] = reasons_list(entry.get("reasons"))
     out["route_steps"] = route_results(entry.get("route", ""), entry.get("steps", ""))
     return out

@@ -4,11 +4,20 @@
    problem nothing is touched.
 2. Install them into Asterisk's config folder atomically (temp file + rename, so Asterisk
    never reads a half-written file), keeping the previous contents in memory.
-3. Over AMI, `Reload Module=pbx_config` (what the CLI's `dialplan reload` does); retry
-   while Asterisk answers "A reload is in progress".
-4. If AMI is unreachable, refuses our login, or Asterisk refuses the reload, put the
+3. Ask Asterisk to reload `pbx_config.so` (what the CLI's `dialplan reload` does); retry
+   while Asterisk answers that another reload is in progress.
+4. If Asterisk is unreachable, refuses our credentials, or refuses the reload, put the
    previous files back: pbx_config only swaps the dialplan after a successful load, so
    the running dialplan is still the old one, and now the files agree with it again.
+
+Why over ARI (`PUT /asterisk/modules/pbx_config.so`, wired in ari_app/main.py) and not AMI:
+AMI's `Reload` needs the `system` or `config` write class, and either also allows
+GetConfig (every config file, secrets included), and `system` allows ModuleLoad and
+DialplanExtensionAdd (a `System()` extension reachable from `[inbound]`): the AMI secret was
+as good as a shell. ARI's credentials already control every call and could always
+reload (even load) modules, so reloading with them gives their holder nothing new, while the
+AMI user keeps only `read = cdr` (docs/security.md).
+This module sees the reload as one injected call (`ReloadModule`), so it needs no client.
 """
 from __future__ import annotations
 
@@ -17,18 +26,30 @@ import logging
 import os
 import tempfile
 import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ari_app.config.settings import Settings
-from ari_app.ops.ami import AmiActionError, AmiClient, AmiError, AmiUnavailable
 from ari_app.ops.dialplan_check import MAX_FILE_BYTES, check_dialplan
 
 log = logging.getLogger("caseline.ops.dialplan")
 
-RELOAD_MODULE = "pbx_config"
-IN_PROGRESS = "reload is in progress"  # Asterisk's AST_MODULE_RELOAD_IN_PROGRESS message
+RELOAD_MODULE = "pbx_config.so"
 MAX_FILES = 64
+
+
+class ReloadError(Exception):
+    """The reload did not happen (or may not have): str() is for ops staff, never a secret."""
+
+    def __init__(self, reason: str, *, answer: str = "", busy: bool = False, maybe_done: bool = False) -> None:
+        super().__init__(reason)
+        self.answer = answer  # Asterisk's own words, when it answered
+        self.busy = busy  # another reload is in progress: worth a retry
+        self.maybe_done = maybe_done  # the request left and no answer came back
+
+
+# Reloads the named module; returns what to report ("pbx_config.so reloaded"); raises ReloadError.
+ReloadModule = Callable[[str], Awaitable[str]]
 
 # One reload per process at a time (the CLI and the ops API share it); one lock per event
 # loop, because an asyncio.Lock binds to the loop that first waits on it.
@@ -113,18 +134,17 @@ def restore(backup: dict[str, bytes | None], install_dir: Path) -> None:
             _write_atomic(target, previous, target.stat().st_mode & 0o777 if target.exists() else 0o644)
 
 
-async def reload_dialplan(settings: Settings, project_dialplan_dir: Path, install_dir: Path, *,
-                          connect_timeout: float = 3.0, action_timeout: float = 10.0,
+async def reload_dialplan(project_dialplan_dir: Path, install_dir: Path, reload_module: ReloadModule, *,
                           retries: int = 5, retry_delay_s: float = 0.5) -> ReloadResult:
     """Check, install and reload the dialplan; never raises for an expected failure."""
     lock = _locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
     async with lock:
-        return await _reload(settings, Path(project_dialplan_dir), Path(install_dir),
-                             connect_timeout, action_timeout, max(1, retries), retry_delay_s)
+        return await _reload(Path(project_dialplan_dir), Path(install_dir), reload_module,
+                             max(1, retries), retry_delay_s)
 
 
-async def _reload(settings: Settings, source: Path, install_dir: Path, connect_timeout: float,
-                  action_timeout: float, retries: int, retry_delay_s: float) -> ReloadResult:
+async def _reload(source: Path, install_dir: Path, reload_module: ReloadModule, retries: int,
+                  retry_delay_s: float) -> ReloadResult:
     try:
         files = await asyncio.to_thread(read_dialplan_dir, source)
     except OSError as e:
@@ -135,8 +155,6 @@ async def _reload(settings: Settings, source: Path, install_dir: Path, connect_t
     if problems:
         return ReloadResult(False, error=f"dialplan check failed ({len(problems)} problem(s)); nothing installed",
                             problems=tuple(str(p) for p in problems))
-    if not settings.ami.secret.get_secret_value():
-        return ReloadResult(False, error="AMI secret not configured (CASELINE_AMI_SECRET); nothing installed")
     if not await asyncio.to_thread(install_dir.is_dir):
         return ReloadResult(False, error=f"{install_dir} is not a folder; nothing installed")
 
@@ -148,32 +166,29 @@ async def _reload(settings: Settings, source: Path, install_dir: Path, connect_t
 
     attempts = 0
     try:
-        async with AmiClient(settings.ami, connect_timeout=connect_timeout, action_timeout=action_timeout) as ami:
-            while True:
-                attempts += 1
-                try:
-                    message = await ami.reload_module(RELOAD_MODULE)
-                    break
-                except AmiActionError as e:
-                    if IN_PROGRESS in e.message.lower() and attempts < retries:
-                        log.info("Asterisk is busy reloading; retrying (%d/%d)", attempts, retries)
-                        await asyncio.sleep(retry_delay_s * attempts)
-                        continue
-                    raise
-    except AmiError as e:
+        while True:
+            attempts += 1
+            try:
+                message = await reload_module(RELOAD_MODULE)
+                break
+            except ReloadError as e:
+                if e.busy and attempts < retries:
+                    log.info("Asterisk is busy reloading; retrying (%d/%d)", attempts, retries)
+                    await asyncio.sleep(retry_delay_s * attempts)
+                    continue
+                raise
+    except ReloadError as e:
         try:
             await asyncio.to_thread(restore, backup, install_dir)
         except OSError as restore_error:
             return ReloadResult(False, error=f"{e}; AND restoring the previous files failed: "
                                 f"{restore_error.strerror or restore_error} (fix {install_dir} by hand)",
-                                message=getattr(e, "message", ""), installed=names, attempts=attempts)
-        if isinstance(e, AmiUnavailable) and attempts:
-            # The request left but no answer came back: Asterisk may have loaded the new files.
+                                message=e.answer, installed=names, attempts=attempts)
+        if e.maybe_done:
             state = "previous dialplan files restored; Asterisk may have loaded the new ones: reload again"
         else:
             state = "previous dialplan files restored, running dialplan unchanged"
         log.warning("dialplan reload failed: %s; %s", e, state)
-        return ReloadResult(False, error=f"{e}; {state}", message=getattr(e, "message", ""),
-                            restored=True, attempts=attempts)
+        return ReloadResult(False, error=f"{e}; {state}", message=e.answer, restored=True, attempts=attempts)
     log.info("dialplan reloaded: %s (%s)", message, ", ".join(names))
     return ReloadResult(True, message=message, installed=names, attempts=attempts)

@@ -1,16 +1,25 @@
 """Prometheus metrics in our own registry (not the process-global one).
 
 A private registry keeps tests independent (each builds its own `Metrics`) and keeps
-library defaults (process, GC collectors) out unless the wiring adds them on purpose.
-Label values come from our own enums and reason ids; `_label` still bounds them so a bug
-can never explode the series count with caller-controlled text.
+library defaults (process, GC collectors) out unless the wiring adds them on purpose
+(`watch_process`). Label values come from our own enums and reason ids; `_label` still
+bounds them so a bug can never explode the series count with caller-controlled text.
+
+Every metric the process exports is defined here, so one file answers "what is on
+/metrics". Names follow Prometheus conventions: the `caseline_` prefix (the client
+library's standard `process_*` figures keep their usual names), base units (`_seconds`,
+`_bytes`), counters ending in `_total`; tests/unit/test_metric_names.py runs
+`promtool check metrics` on a live scrape.
 """
 from __future__ import annotations
 
+import asyncio
 import re
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.exposition import generate_latest
+
+from ari_app.core.admission import REASONS
 
 # A decision is pure CPU plus cached look-ups: most land well under 10 ms, so resolve there.
 DECISION_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1,
@@ -48,6 +57,47 @@ class Metrics:
         self.live_calls = Gauge("caseline_live_calls", "Calls currently handled", registry=r)
         self.agi_sessions = Counter("caseline_agi_sessions_total", "FastAGI sessions, by result",
                                     ["result"], registry=r)
+        self.redis_writes_dropped = Counter(
+            "caseline_redis_writes_dropped_total",
+            "Outcome writes dropped after a Redis outage longer than the buffer", registry=r)
+        self.redis_writes_refused = Counter(
+            "caseline_redis_writes_refused_total",
+            "Outcome writes Redis refused for good (e.g. no permission): dropped, not retried", registry=r)
+        self.learning_bad_events = Counter(
+            "caseline_learning_bad_events_total",
+            "CDR events dropped because their fields do not parse", registry=r)
+        self.asterisk_below_min_version = Gauge(
+            "caseline_asterisk_below_min_version",
+            "1 while Asterisk is older than asterisk.min_versions or its version is not a release "
+            "(asterisk.below_min_version: warn), else 0", registry=r)
+        # admission control (ops/load.py): what it measures, and what it sheds
+        self.calls_shed = Counter(
+            "caseline_calls_shed_total",
+            "New calls sent straight to the operators' queue by admission control, by reason", ["reason"],
+            registry=r)
+        self.admission_shedding = Gauge(
+            "caseline_admission_shedding", "1 while new calls are shed for this reason, else 0",
+            ["reason"], registry=r)
+        for reason in REASONS:  # every series present from the start, at 0
+            self.calls_shed.labels(reason=reason)
+            self.admission_shedding.labels(reason=reason)
+        self.calls_in_progress = Gauge(
+            "caseline_calls_in_progress",
+            "Calls in the ARI app plus FastAGI sessions being answered (admission control's count)",
+            registry=r)
+        self.event_loop_lag = Gauge(
+            "caseline_event_loop_lag_seconds", "Mean lateness of a 100 ms timer over the last 1-2 s",
+            registry=r)
+        self.ari_latency = Gauge(
+            "caseline_ari_latency_seconds", "Mean duration of ARI requests over the last 1-2 s",
+            registry=r)
+
+    def watch_process(self) -> None:
+        """Process figures (RSS, open fds, CPU) and live asyncio tasks: what a soak test
+        watches for leaks. Only for the running process: the tasks gauge reads the running loop."""
+        ProcessCollector(registry=self.registry)
+        Gauge("caseline_asyncio_tasks", "asyncio tasks alive in the process",
+              registry=self.registry).set_function(lambda: len(asyncio.all_tasks()))
 
     # Small helpers so call sites stay one line and labels stay bounded.
     def call(self, cls: object, service: object, outcome: object) -> None:

@@ -6,25 +6,27 @@ limit or after SCAN_CAP entries, and adds who talked and the learned holder.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from redis.asyncio import Redis
 
 from ari_app.ops.decision_query import DecisionQuery
-from ari_app.record.outcomes import DECISION_LOG, with_learned
+from ari_app.record.outcomes import DECISION_LOG, read_entry, with_learned
 
 PAGE = 500
 SCAN_CAP = 20_000  # entries read per search at most (the shipped cap of the log is 10,000)
 
 
 async def find_decisions(redis: Redis, query: DecisionQuery, *,
-                         scan_cap: int = SCAN_CAP) -> list[dict[str, str]]:
+                         scan_cap: int = SCAN_CAP) -> list[dict[str, Any]]:
     low, high = query.stream_range()
-    found: list[dict[str, str]] = []
+    found: list[dict[str, Any]] = []
     scanned = 0
     while len(found) < query.limit and scanned < scan_cap:
         rows = await redis.xrevrange(DECISION_LOG, max=high, min=low, count=PAGE)
         for _, fields in rows:
             scanned += 1
-            entry = {_text(k): _text(v) for k, v in fields.items()}
+            entry = read_entry(fields)
             if query.matches(entry):
                 found.append(entry)
                 if len(found) >= query.limit:

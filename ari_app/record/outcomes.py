@@ -6,7 +6,9 @@ learned from Asterisk's CDRs for every call, whatever path it took (record/cdr_l
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -16,6 +18,7 @@ from ari_app.core.models import (
     Outcome,
 )
 from ari_app.core.numbers import mask
+from ari_app.ops.decision_query import reasons_list
 from ari_app.record.pending_writes import PendingWrites
 from ari_app.record.profile_json import profile_to_json
 
@@ -38,6 +41,7 @@ def decision_entry(call_id: str, started: datetime, profile: CallerProfile, deci
         "service": str(decision.service),
         "priority": str(decision.priority),
         "route": " > ".join(f"{s.kind}:{s.target}" for s in decision.route),
+        # a stream field holds text: JSON of [rule, text] pairs; read_entry() gives a list back
         "reasons": json.dumps([[r.rule, r.text] for r in decision.reasons], ensure_ascii=False),
         "outcome": outcome.result,
         "answered_by": outcome.answered_by or "",
@@ -67,16 +71,23 @@ class OutcomeRecorder:
             DECISION_LOG, entry, maxlen=self.max_entries, approximate=True))
 
 
-async def last_decisions(redis: Redis, count: int) -> list[dict[str, str]]:
-    """The newest `count` entries, each with who talked with the client once the call's
-    records were learned (record/cdr_listener.py): `talks` ("op1 40s > mgr2 180s"),
+def read_entry(fields: Mapping[bytes | str, bytes | str]) -> dict[str, Any]:
+    """One stream entry as every reader gives it: text fields, `reasons` a list of
+    {"rule", "text"} (the stored JSON text decoded; an unreadable one is [])."""
+    entry: dict[str, Any] = {_text(k): _text(v) for k, v in fields.items()}
+    entry["reasons"] = reasons_list(entry.get("reasons"))
+    return entry
+
+
+async def last_decisions(redis: Redis, count: int) -> list[dict[str, Any]]:
+    """The newest `count` entries (read_entry), each with who talked with the client once the
+    call's records were learned (record/cdr_listener.py): `talks` ("op1 40s > mgr2 180s"),
     `holder`, and `answered_by` = the last who talked (a transfer changes it)."""
     rows = await redis.xrevrange(DECISION_LOG, count=count)
-    entries = [{_text(k): _text(v) for k, v in fields.items()} for _, fields in rows]
-    return await with_learned(redis, entries)
+    return await with_learned(redis, [read_entry(fields) for _, fields in rows])
 
 
-async def with_learned(redis: Redis, entries: list[dict[str, str]]) -> list[dict[str, str]]:
+async def with_learned(redis: Redis, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """`entries` (decision-log fields) with who talked and the holder learned since (above)."""
     if not entries:
         return entries
@@ -93,7 +104,7 @@ async def with_learned(redis: Redis, entries: list[dict[str, str]]) -> list[dict
 
 
 def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 def _learned(raw: bytes | str | None) -> tuple[list[tuple[str, int]], str | None]:

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from ari_app.core.decide import decide
 from ari_app.core.models import Decision, StepKind
 from ari_app.core.policy import Policy
-from ari_app.record.outcomes import DECISION_LOG
+from ari_app.record.outcomes import DECISION_LOG, read_entry
 from ari_app.record.profile_json import profile_from_json
 
 PAGE = 1000  # stream entries per XRANGE round trip
@@ -112,14 +112,14 @@ def replay(entries: Iterable[Mapping[str, str]], running: Policy, candidate: Pol
     return report
 
 
-async def entries_since(redis: Redis, since: datetime) -> list[dict[str, str]]:
+async def entries_since(redis: Redis, since: datetime) -> list[dict[str, Any]]:
     """Decision-log entries written since `since`, oldest first (the stream is capped)."""
     start = f"{max(0, int(since.timestamp() * 1000))}-0"
-    out: list[dict[str, str]] = []
+    out: list[dict[str, Any]] = []
     while True:
         rows = await redis.xrange(DECISION_LOG, min=start, max="+", count=PAGE)
         for _, fields in rows:
-            out.append({_text(k): _text(v) for k, v in fields.items()})
+            out.append(read_entry(fields))
         if len(rows) < PAGE:
             return out
         start = "(" + _text(rows[-1][0])  # exclusive: after the last one read

@@ -14,9 +14,11 @@ from typing import Any
 
 from ari_app.ari.http import CONNECTED
 from ari_app.ari.interface import Ari, AriError, AriUnavailable, Event
+from ari_app.core.admission import ShedTarget
 from ari_app.core.dialplan import INBOUND_ARG
 from ari_app.core.numbers import mask
 from ari_app.stasis.call import ENDED, Call, CallEnded, Subscriptions, channel_of
+from ari_app.stasis.shed import Shed, hand_off
 
 log = logging.getLogger("caseline.stasis.app")
 
@@ -32,7 +34,8 @@ CallHandler = Callable[[Call], Awaitable[None]]
 class StasisApp:
     def __init__(self, ari: Ari, handler: CallHandler, *, backoff_cap_s: float = 10.0,
                  on_reconnect: Callable[[], None] | None = None,
-                 on_call_error: Callable[[Call, BaseException], Awaitable[None]] | None = None) -> None:
+                 on_call_error: Callable[[Call, BaseException], Awaitable[None]] | None = None,
+                 shed: Shed | None = None) -> None:
         self.ari = ari
         self.handler = handler
         self.subscriptions = Subscriptions()
@@ -40,6 +43,8 @@ class StasisApp:
         self.backoff_cap_s = backoff_cap_s
         self.on_reconnect = on_reconnect
         self.on_call_error = on_call_error
+        self.shed = shed  # admission control: asked once per new caller
+        self._handing_off: set[str] = set()  # shed callers whose hand-over is in flight
         self.connected = asyncio.Event()
         self.replaced = False
         self._tasks: asyncio.TaskGroup | None = None
@@ -171,13 +176,29 @@ class StasisApp:
     def _new_call(self, channel: dict[str, Any]) -> Call:
         return Call(self.ari, channel, self.subscriptions, lambda: self.replaced)
 
-    def start_call(self, channel: dict[str, Any]) -> Call:
+    def start_call(self, channel: dict[str, Any]) -> Call | None:
+        """Route a new caller in a task of its own; None if admission control sheds it."""
         assert self._tasks is not None
+        if channel["id"] in self._handing_off:  # a resync while its hand-over is in flight
+            return None
+        target = self.shed((channel.get("caller") or {}).get("number")) if self.shed else None
+        if target is not None:  # over a bound: straight on in the dialplan, never in `calls`
+            self._handing_off.add(channel["id"])
+            self._tasks.create_task(self._hand_off(channel["id"], target), name=f"shed-{channel['id']}")
+            return None
         call = self._new_call(channel)
         self.calls[call.id] = call
         call.watch(call.id)
         self._tasks.create_task(self._run_call(call), name=f"call-{call.id}")
         return call
+
+    async def _hand_off(self, channel_id: str, target: ShedTarget) -> None:
+        try:
+            await hand_off(self.ari, channel_id, target)
+        except Exception:  # like a call's: one broken hand-over must not take the app down
+            log.exception("shed call %s: hand-over failed", channel_id)
+        finally:
+            self._handing_off.discard(channel_id)
 
     async def _run_call(self, call: Call) -> None:
         try:

@@ -49,6 +49,9 @@ _DIAL_RESULT = {"BUSY": DialResult.BUSY, "NOANSWER": DialResult.NO_ANSWER,
                 "CHANUNAVAIL": DialResult.UNAVAILABLE, "CONGESTION": DialResult.UNAVAILABLE,
                 "CANCEL": DialResult.NO_ANSWER, "ANSWER": DialResult.ANSWERED}
 # Q.850 causes of a leg destroyed without a Dial result
+# the Local channel Asterisk links two bridges with in an attended transfer (bridge.c's
+# "_attended@transfer"): not a person; the transfer event names who is behind it
+ATTENDED_LINK = "_attended"
 _CAUSE_RESULT = {17: DialResult.BUSY, 18: DialResult.NO_ANSWER, 19: DialResult.NO_ANSWER}
 
 
@@ -72,8 +75,11 @@ def _about_talk(event: Event, talk: Talk, bridge_id: str | None) -> bool:
     if kind == "ChannelEnteredBridge":
         return (event.get("bridge") or {}).get("id") == bridge_id
     if kind in TRANSFERS:
-        return (event.get("bridge") or {}).get("id") == bridge_id or \
-            channel_of(event) == talk.current
+        # blind: `bridge`; attended: the transferrer's first leg's bridge (ours), and by then
+        # the link channel may already stand in the transferrer's place
+        bridges = {(event.get(key) or {}).get("id") for key in
+                   ("bridge", "transferer_first_leg_bridge", "transferer_second_leg_bridge")}
+        return (bridge_id is not None and bridge_id in bridges) or channel_of(event) == talk.current
     return channel_of(event) == talk.current and (kind in ENDED or kind == "ChannelStateChange")
 
 
@@ -221,12 +227,18 @@ class Executor:
                 # transferrer's phone may already have hung up
                 joined = channel_of(event)
                 if joined and joined not in (call.id, talk.current) and joined not in talk.replacements:
-                    talk.transferred_to(joined, _state(event, joined) == "Up")
-                    outcome.steps.append(f"transfer:{self._who(event, policy)}")
+                    self._swapped_in(talk, joined, _state(event, joined) == "Up",
+                                     self._who(event, policy), outcome)
             elif kind in TRANSFERS:
+                person = self._attended_target(event, policy)
                 if (target := transfer_target(event)) and target != talk.current:
-                    talk.transferred_to(target, _state(event, target) == "Up")
-                    outcome.steps.append(f"transfer:{self._who(event, policy)}")
+                    self._swapped_in(talk, target, _state(event, target) == "Up",
+                                     person or self._who(event, policy), outcome)
+                elif person and outcome.steps and outcome.steps[-1] == f"transfer:{ATTENDED_LINK}":
+                    # the link channel came first; now Asterisk names who is behind it
+                    outcome.steps[-1] = f"transfer:{person}"
+                    if talk.up:
+                        outcome.answered_by = person
             elif kind == "ChannelStateChange":
                 if (event.get("channel") or {}).get("state") == "Up" and not talk.up:
                     talk.up = True
@@ -237,6 +249,24 @@ class Executor:
                     return DialResult.ANSWERED
                 outcome.steps.append("transfer:no_answer")
                 return DialResult.TRANSFER_FAILED
+
+    @staticmethod
+    def _swapped_in(talk: Talk, channel: str, up: bool, who: str, outcome: Outcome) -> None:
+        """A transfer put `channel` in the person's place; already talking: they answered."""
+        talk.transferred_to(channel, up)
+        outcome.steps.append(f"transfer:{who}")
+        if up and who:
+            outcome.answered_by = who
+
+    @staticmethod
+    def _attended_target(event: Event, policy: Policy) -> str:
+        """Who an attended transfer joined the caller with: its `transfer_target` channel
+        (the consulted person), whatever channel links the two bridges."""
+        if event.get("type") != "BridgeAttendedTransfer" or event.get("result") != "Success":
+            return ""
+        name = str((event.get("transfer_target") or {}).get("name", ""))
+        person = endpoint_of(name) or ""
+        return policy.people.by_endpoint().get(person, person)
 
     @staticmethod
     def _who(event: Event, policy: Policy) -> str:

@@ -16,7 +16,8 @@
    line, and a second section of the same name and type makes res_pjsip refuse the file,
    so this is the one place where the docker config differs from the lab's by subtraction.
 4. asterisk.conf comes from Debian's samples, as in the lab; stale *.conf files go.
-5. With a COMMAND (compose passes the lab's `asterisk -f -n -U root -G root`), exec it.
+5. With a COMMAND (compose passes `asterisk -f -n`: the lab's flags, minus the lab's
+   `-U root -G root`, since the image runs as the `asterisk` user), exec it.
    Without one, only render: `docker compose exec asterisk python3 ... render.py` followed
    by `asterisk -rx "dialplan reload"` applies edited files without a restart.
 

@@ -383,3 +383,109 @@ def phone_transfers(to: str, after_ms: int = 0, talk_ms: int = 1000) -> str:
     return (head + _RINGING
             + f'  <recv request="CANCEL" timeout="{max(after_ms, 1)}" ontimeout="answer" next="cancelled"/>\n'
             + answered + refer + _CANCELLED + '  <label id="end"/>\n</scenario>\n')
+
+
+def _ok_to_bye() -> str:
+    return """  <send><![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]></send>
+"""
+
+
+def phone_attended_transfers(to: str, talk_ms: int = 1000, consult_ms: int = 2000) -> str:
+    """A phone that answers, talks `talk_ms`, then makes an attended transfer to `to`:
+    it calls `to` itself (the consultation, a second dialog through Asterisk), talks with
+    them `consult_ms`, then sends REFER on the first call with `Replaces` naming the
+    consultation (RFC 3891/5589), as a desk phone's "transfer" after a consult does.
+
+    SIPp runs both dialogs as one call: the consultation's Call-ID is `consult///` + the
+    first call's, which SIPp matches to the same call (its `///` prefix rule). Asterisk then
+    joins the client with `to` and hangs up both of this phone's legs; the phone answers
+    those BYEs (or sends its own if none comes). Log: "transferred", then "bye".
+    """
+    head = phone_transfers(to, 0, talk_ms).split('  <pause milliseconds=')[0]
+    consult = f"""  <pause milliseconds="{max(talk_ms, 1)}"/>
+  <send retrans="500"><![CDATA[
+      INVITE sip:{to}@[$pbx] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:phone@[local_ip]:[local_port]>;tag=consult[call_number]
+      To: <sip:{to}@[$pbx]>
+      Call-ID: consult///[call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:phone@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user1 53655765 2353687638 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+    ]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200">
+    <action><ereg regexp=";tag=([^;>[:space:]]*)" search_in="hdr" header="To:" check_it="true"
+      assign_to="junk4,btag"/><ereg regexp="&lt;sip:([^>;]*)" search_in="hdr" header="Contact:"
+      check_it="true" assign_to="junk5,bcontact"/></action>
+  </recv>
+  <nop><action><assignstr assign_to="junk4" value=""/><assignstr assign_to="junk5" value=""/>
+    <log message="[$from] consulting"/></action></nop>
+  <send><![CDATA[
+      ACK sip:[$bcontact] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:phone@[local_ip]:[local_port]>;tag=consult[call_number]
+      To: <sip:{to}@[$pbx]>;tag=[$btag]
+      Call-ID: consult///[call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]></send>
+  <pause milliseconds="{max(consult_ms, 1)}"/>
+  <send retrans="500"><![CDATA[
+      REFER sip:[$contact] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:phone@[local_ip]:[local_port]>;tag=[pid]SIPpTag01[call_number]
+      To: [$peer]
+      Call-ID: [call_id]
+      CSeq: 101 REFER
+      Contact: <sip:phone@[local_ip]:[local_port]>
+      Refer-To: <sip:{to}@[$pbx]?Replaces=consult%2F%2F%2F[call_id]%3Bto-tag%3D[$btag]%3Bfrom-tag%3Dconsult[call_number]>
+      Referred-By: <sip:phone@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]></send>
+  <recv response="202"/>
+  <nop><action><log message="[$from] transferred"/></action></nop>
+  <recv request="BYE" timeout="5000" ontimeout="our_byes"/>
+{_ok_to_bye()}  <recv request="BYE" timeout="5000" ontimeout="done"/>
+{_ok_to_bye()}  <nop next="done"/>
+  <label id="our_byes"/>
+  <send retrans="500"><![CDATA[
+      BYE sip:[$contact] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:phone@[local_ip]:[local_port]>;tag=[pid]SIPpTag01[call_number]
+      To: [$peer]
+      Call-ID: [call_id]
+      CSeq: 102 BYE
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]></send>
+  <recv response="200"/>
+  <label id="done"/>
+  <nop><action><log message="[$from] bye"/></action></nop>
+  <nop next="end"/>
+"""
+    cancelled = _CANCELLED
+    return head + consult + cancelled + '  <label id="end"/>\n</scenario>\n'

@@ -58,6 +58,7 @@ class Phone:
     name: str
     workdir: Path
     behaviour: str = "answer"  # answer | busy | noanswer | transfer>EXTEN (talk, then REFER)
+    # | attended>EXTEN (talk, call EXTEN, talk, then REFER with Replaces)
     answer_after_ms: int = 0  # for transfer: how long it talks before transferring
     process: subprocess.Popen | None = field(default=None, repr=False)
 
@@ -70,6 +71,9 @@ class Phone:
             return scenarios.phone_busy()
         if self.behaviour == "noanswer":
             return scenarios.phone_never_answers()
+        if self.behaviour.startswith("attended>"):  # attended>EXTEN:talk_ms (consult 2 s)
+            return scenarios.phone_attended_transfers(self.behaviour.partition(">")[2],
+                                                      talk_ms=self.answer_after_ms or 1000)
         if self.behaviour.startswith("transfer>"):
             return scenarios.phone_transfers(self.behaviour.partition(">")[2],
                                              talk_ms=self.answer_after_ms or 1000)

@@ -187,8 +187,8 @@ def test_main_installs_and_execs(render: ModuleType, tmp_path: Path, monkeypatch
     monkeypatch.setattr(render.os, "execvp", lambda file, argv: execs.append(argv))
     install = render.install
     monkeypatch.setattr(render, "install", lambda etc_dir, files: install(etc_dir, files, samples))
-    assert render.main(["--etc", str(etc), "asterisk", "-f", "-n", "-U", "root", "-G", "root"]) == 0
-    assert execs == [["asterisk", "-f", "-n", "-U", "root", "-G", "root"]]
+    assert render.main(["--etc", str(etc), "asterisk", "-f", "-n"]) == 0
+    assert execs == [["asterisk", "-f", "-n"]]
     assert not (etc / "stale.conf").exists()
     assert (etc / "asterisk.conf").read_text() == "[directories]\n"
     assert (etc / OVERLAY.name).stat().st_mode & 0o777 == 0o600

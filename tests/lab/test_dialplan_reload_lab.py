@@ -1,4 +1,6 @@
-"""`reload_dialplan` against the lab's real Asterisk 22 over AMI (user `caseline`).
+"""`caseline dialplan reload` against the lab's real Asterisk 22: `pbx_config.so` reloaded over
+ARI (`PUT /asterisk/modules/pbx_config.so`, user `caseline`); AMI is not involved (its user
+has no write class).
 
 A copy of the project's dialplan with one extra probe context is installed and reloaded;
 what Asterisk really runs is read back with `dialplan show` on its CLI. Every test ends by
@@ -14,11 +16,15 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from pydantic import SecretStr
 
-from ari_app.ops.dialplan_reload import reload_dialplan
-from ari_app.config.settings import AmiSettings, Settings
+from ari_app.ari.http import HttpAri
+from ari_app.ari.version_gate import VersionGate
+from ari_app.config.settings import AmiSettings, AriSettings, Settings
+from ari_app.main import reload_dialplan_over_ari as reload_dialplan
+from ari_app.ops.ami import AmiActionError, AmiClient
 from labkit import asterisk as lab_asterisk
 from labkit import paths as lab_paths
 
@@ -28,9 +34,9 @@ PROJECT_DIALPLAN = Path(__file__).resolve().parents[2] / "dialplan"
 PROBE = "caseline-reload-probe"
 
 
-def lab_settings(lab, secret: str | None = None, port: int = lab_paths.AMI_PORT) -> Settings:
-    secret = lab.secrets["CASELINE_AMI_SECRET"] if secret is None else secret
-    return Settings(ami=AmiSettings(host="127.0.0.1", port=port, user="caseline", secret=SecretStr(secret)))
+def lab_settings(lab, password: str | None = None, url: str | None = None) -> Settings:
+    password = lab.secrets["CASELINE_ARI_PASSWORD"] if password is None else password
+    return Settings(ari=AriSettings(url=url or lab.ari_url, user="caseline", password=SecretStr(password)))
 
 
 def etc(lab) -> Path:
@@ -77,7 +83,7 @@ async def test_reload_installs_and_asterisk_runs_the_new_dialplan(lab_dialplan, 
     result = await reload_dialplan(lab_settings(lab_dialplan), source, etc(lab_dialplan))
 
     assert result.ok, result
-    assert result.message == "Module Reloaded" and result.attempts == 1
+    assert result.message == "pbx_config.so reloaded" and result.attempts == 1
     assert set(result.installed) == {p.name for p in source.glob("*.conf")}
     assert installed(lab_dialplan)["caseline-agi.conf"] == (source / "caseline-agi.conf").read_bytes()
     assert marker in await running(PROBE)
@@ -86,31 +92,33 @@ async def test_reload_installs_and_asterisk_runs_the_new_dialplan(lab_dialplan, 
     assert "AGI" in await running("caseline-agi")
 
 
-async def test_refused_login_leaves_files_and_running_dialplan_as_they_were(lab_dialplan, tmp_path):
+async def test_refused_credentials_leave_files_and_running_dialplan_as_they_were(lab_dialplan, tmp_path):
     before = installed(lab_dialplan)
     source = dialplan_with_probe(tmp_path, "never-loaded")
 
-    result = await reload_dialplan(lab_settings(lab_dialplan, secret="wrong-" + secrets.token_hex(4)),
+    result = await reload_dialplan(lab_settings(lab_dialplan, password="wrong-" + secrets.token_hex(4)),
                                    source, etc(lab_dialplan))
 
     assert not result.ok and result.restored
-    assert "Authentication failed" in result.error
+    assert "refused user 'caseline'" in result.error and "Authentication required" in result.error
     assert installed(lab_dialplan) == before
     assert "never-loaded" not in await running(PROBE)
 
 
-async def test_ami_unreachable_is_a_quick_clear_error(lab_dialplan, tmp_path):
+async def test_ari_unreachable_is_a_quick_clear_error(lab_dialplan, tmp_path):
     before = installed(lab_dialplan)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
     started = time.monotonic()
 
-    result = await reload_dialplan(lab_settings(lab_dialplan, port=closed),
+    result = await reload_dialplan(lab_settings(lab_dialplan, url=f"http://127.0.0.1:{closed}"),
                                    dialplan_with_probe(tmp_path, "never-loaded"), etc(lab_dialplan))
 
     assert time.monotonic() - started < 5
-    assert not result.ok and result.restored and result.error.startswith("AMI at 127.0.0.1:")
+    assert not result.ok and result.restored
+    assert result.error.startswith(f"ARI at 127.0.0.1:{closed}: unreachable")
+    assert "running dialplan unchanged" in result.error
     assert installed(lab_dialplan) == before
     assert "never-loaded" not in await running(PROBE)
 
@@ -140,3 +148,30 @@ async def test_concurrent_reloads_both_succeed(lab_dialplan, tmp_path):
     assert all(r.ok for r in results), results
     shown = await running(PROBE)
     assert "second" in shown and "first" not in shown  # serialised (FIFO lock): the last one wins, whole
+
+
+@pytest.mark.parametrize("action", [
+    {"Action": "Reload", "Module": "pbx_config"},
+    {"Action": "GetConfig", "Filename": "manager.conf"},
+    {"Action": "ModuleLoad", "Module": "pbx_config.so", "LoadType": "reload"},
+    {"Action": "Originate", "Channel": "Local/s@internal", "Application": "NoOp"},
+], ids=lambda a: a["Action"])
+async def test_the_ami_user_may_not_reload_read_config_or_load_modules(asterisk, action):
+    """manager.conf's [caseline] has no write class: what `write = system` used to allow is refused."""
+    ami_settings = AmiSettings(host="127.0.0.1", port=lab_paths.AMI_PORT, user="caseline",
+                               secret=SecretStr(asterisk.secrets["CASELINE_AMI_SECRET"]))
+    async with AmiClient(ami_settings) as ami:
+        assert await ami.ping()  # logged in: the secret is right
+        with pytest.raises(AmiActionError, match="Permission denied"):
+            await ami.action(action)
+
+
+async def test_asterisk_http_has_no_status_page_and_passes_the_version_check(asterisk):
+    settings = lab_settings(asterisk)
+    async with HttpAri(settings.ari.url, "caseline", settings.ari.password.get_secret_value(), "caseline") as ari:
+        gate = VersionGate(ari, settings.asterisk)
+        assert await gate.check() and not gate.refused, gate.verdict
+        assert gate.verdict is not None and gate.verdict.standing == "ok"
+    async with aiohttp.ClientSession() as http, http.get(asterisk.ari_url + "/httpstatus") as answer:
+        assert answer.status == 404  # http.conf enable_status = no
+

@@ -146,3 +146,46 @@ async def test_a_transfer_to_an_external_number_keeps_the_client_and_makes_no_fa
     contact = await learned(routing, number, calls=2)
     assert [t.person for t in contact.talks] == ["mgr1"] and contact.manager == "mgr1"
     assert routing.process.poll() is None
+
+
+async def test_an_attended_transfer_from_the_queue_makes_the_manager_the_holder(
+        routing, phones, tmp_path):
+    """op1 answers from the queue, calls mgr2 to announce the client (a consultation), then
+    completes the transfer (REFER with Replaces): mgr2 talks with the client and holds the
+    case; the client's next call goes straight to mgr2."""
+    number = fresh_number()
+    start_phones(phones, tmp_path, op1="attended>mgr2:1500", op2="busy", mgr2="answer")
+    await call(tmp_path, number, hold_ms=18_000)  # 1.5 s op1, 2 s consult, then ~14 s mgr2
+    assert phones["op1"].calls_from(number)[-3:] == ["consulting", "transferred", "bye"]
+
+    contact = await learned(routing, number)
+    assert [t.person for t in contact.talks] == ["op1", "mgr2"] and contact.manager == "mgr2"
+
+    restart(phones, tmp_path, op1="answer")
+    await call(tmp_path, number, hold_ms=1500)
+    entry = (await wait_decision(routing, 2))[0]
+    assert (entry["class"], entry["owner"], entry["answered_by"]) == ("repeat", "mgr2", "mgr2")
+
+
+async def test_an_attended_transfer_inside_caselines_bridge_keeps_the_client(
+        routing, phones, tmp_path):
+    """mgr1, bridged with a client by Caseline, calls mgr3 to consult, then completes the
+    transfer: the client talks on with mgr3 (Asterisk reports BridgeAttendedTransfer to the
+    app), who then holds the case; the client's next call goes to mgr3."""
+    number = fresh_number()
+    start_phones(phones, tmp_path, op1="transfer>mgr1:1500", op2="transfer>mgr1:1500",
+                 mgr1="answer", mgr3="answer")
+    await call(tmp_path, number, hold_ms=14_000)
+    assert (await learned(routing, number)).manager == "mgr1"
+
+    restart(phones, tmp_path, mgr1="attended>mgr3:2000")
+    await call(tmp_path, number, hold_ms=18_000)  # 2 s mgr1, 2 s consult, ~14 s mgr3
+    assert phones["mgr1"].calls_from(number)[-3:] == ["consulting", "transferred", "bye"]
+    entry = (await wait_decision(routing, 2))[0]
+    assert entry["outcome"] == "answered" and entry["answered_by"] == "mgr3", entry
+    contact = await learned(routing, number, calls=2)
+    assert [t.person for t in contact.talks] == ["mgr1", "mgr3"] and contact.manager == "mgr3"
+
+    await call(tmp_path, number, hold_ms=1500)
+    entry = (await wait_decision(routing, 3))[0]
+    assert entry["route"].startswith("manager:mgr3") and entry["answered_by"] == "mgr3"

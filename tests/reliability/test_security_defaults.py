@@ -8,6 +8,7 @@ import inspect
 import ipaddress
 import logging
 import re
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -237,14 +238,13 @@ def test_the_secret_checks_would_catch_a_real_secret(tmp_path: Path) -> None:
 
 # -- the AMI user ---------------------------------------------------------------------------------
 
-# What config/asterisk/manager.conf grants Caseline's AMI user today (docs/security.md):
-# read: cdr is needed (Cdr events = outbound calls, what makes `callback` work); call and
-# system are not used. write: Reload Module=pbx_config needs system OR config; originate is
-# not used by anything.
-DOCUMENTED_READ = {"call", "cdr", "system"}
-DOCUMENTED_WRITE = {"system", "config", "originate"}
-NEVER = {"all", "command", "agent", "user", "dtmf", "reporting", "cc", "aoc", "test", "security", "dialplan",
-         "message", "verbose", "log"}
+# What Caseline needs from AMI (docs/security.md, "The AMI user"): Cdr events (read `cdr`), and
+# Login/Ping/Logoff, which need no class. No write class at all: `system` or `config` would
+# allow GetConfig (every config file, secrets included), `system` also ModuleLoad and
+# DialplanExtensionAdd (a System() extension reachable from [inbound]), `originate` with
+# `system` Originate Application=System. The dialplan is reloaded over ARI instead.
+NEEDED_READ = {"cdr"}
+NO_CLASS_NEEDED = {"Login", "Ping", "Logoff"}  # main/manager.c registers them with privilege 0
 
 
 def ami_user() -> configparser.SectionProxy:
@@ -255,30 +255,54 @@ def rights(value: str) -> set[str]:
     return {r.strip().lower() for r in value.split(",") if r.strip()}
 
 
-def test_ami_user_rights_are_bounded_and_documented() -> None:
+def test_ami_user_has_no_write_class_and_reads_only_cdr() -> None:
     user = ami_user()
-    read, write = rights(user["read"]), rights(user["write"])
-    assert read <= DOCUMENTED_READ and write <= DOCUMENTED_WRITE, (read, write)
-    assert not (read | write) & NEVER
-    assert "cdr" in read  # needed: outbound calls are recorded from Cdr events
-    assert write & {"system", "config"}  # needed: `caseline dialplan reload` (Reload pbx_config)
+    assert not rights(user.get("write", "")), f"write = {user['write']}: no AMI write class (docs/security.md)"
+    assert rights(user.get("read", "")) == NEEDED_READ, user.get("read")
     assert user["secret"].startswith("CHANGE_ME_")
     assert user["deny"].replace(" ", "") == "0.0.0.0/0.0.0.0"
     assert user["permit"].replace(" ", "") == "127.0.0.1/255.255.255.255"
     assert [s for s in asterisk_conf("manager.conf").sections() if s != "general"] == ["caseline"]
 
 
-def test_ami_user_cannot_originate() -> None:
-    """With write=originate and system, Originate Application=System runs a shell command."""
-    assert "originate" not in rights(ami_user()["write"])
+def test_the_ami_rights_check_would_catch_a_write_class(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not vacuous: the shipped user with `write = system` (what it had) fails it."""
+    text = (ASTERISK / "manager.conf").read_text().replace("read = cdr", "read = cdr\nwrite = system")
+    (tmp_path / "manager.conf").write_text(text)
+    monkeypatch.setattr(sys.modules[__name__], "ASTERISK", tmp_path)
+    with pytest.raises(AssertionError, match="write = system"):
+        test_ami_user_has_no_write_class_and_reads_only_cdr()
 
 
-def test_nothing_in_the_code_needs_originate_over_ami() -> None:
-    """Why the AMI user can do without it: no AMI Originate anywhere in the product."""
+def test_nothing_in_the_code_sends_an_ami_action_that_needs_a_class() -> None:
+    """Why the AMI user can do without write classes: the product sends only these actions
+    (the CDR listener's panoramisk Manager sends Login and Ping on its own)."""
+    sent: set[str] = set()
     for path in [*ROOT.glob("ari_app/**/*.py"), *ROOT.glob("agi/**/*.py")]:
         text = path.read_text()
-        assert not re.search(r"""["']Action["']\s*:\s*["']Originate""", text, re.IGNORECASE), path
-        assert "originate" not in re.findall(r"Action:\s*(\w+)", text)
+        sent |= set(re.findall(r"""["']Action["']\s*:\s*["'](\w+)["']""", text))
+        sent |= set(re.findall(r"^Action:\s*(\w+)", text, re.MULTILINE))
+    assert sent and sent <= NO_CLASS_NEEDED, sent
+
+
+def test_docs_state_the_shipped_ami_rights() -> None:
+    """docs/security.md shows manager.conf's [caseline] rights as shipped."""
+    doc = (ROOT / "docs" / "security.md").read_text()
+    section = doc[doc.index("## The AMI user"):]
+    block = re.search(r"```ini\n(.*?)```", section, re.DOTALL)
+    assert block, "an ini block in docs/security.md, 'The AMI user'"
+    shown = dict(re.findall(r"^(\w+)\s*=\s*(.*?)\s*$", block.group(1), re.MULTILINE))
+    user = ami_user()
+    assert {k: v for k, v in shown.items() if k in ("read", "write")} == \
+        {k: user[k] for k in ("read", "write") if k in user}
+
+
+def test_asterisk_http_server_serves_only_ari() -> None:
+    """No /httpstatus (it shows the server's settings; on by default before 22.8.2), no static files."""
+    http = asterisk_conf("http.conf")["general"]
+    assert http["enable_status"] == "no" and http["enable_static"] == "no"
+    doc = (ROOT / "docs" / "security.md").read_text()
+    assert "enable_status = no" in doc and "enable_static = no" in doc
 
 
 def test_dialplan_never_hands_variables_to_a_shell() -> None:

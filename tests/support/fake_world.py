@@ -21,10 +21,14 @@ from ari_app.ari.fake import FakeAri
 from ari_app.config.history_settings import HistorySettings
 from ari_app.config.live import LiveConfig, Snapshot
 from ari_app.config.policy import parse_policy
+from ari_app.core.admission import Bounds
 from ari_app.core.clock import FixedClock
 from ari_app.core.models import CrmFacts, CrmRecord, Outcome, SourceStatus
 from ari_app.core.policy import Policy
 from ari_app.history.store import MemoryHistoryStore
+from ari_app.main import shed_calls
+from ari_app.ops.load import Admission
+from ari_app.ops.metrics import Metrics
 from ari_app.router import Routed, Router
 from ari_app.stasis.app import StasisApp
 from ari_app.stasis.call import Call
@@ -94,6 +98,7 @@ class World:
     presence: Any
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     routed: dict[str, Routed] = field(default_factory=dict)
+    admission: Admission | None = None  # with `admission=Bounds(...)`: counting into its own Metrics
 
     @property
     def policy(self) -> Policy:
@@ -126,8 +131,10 @@ class World:
 
 @asynccontextmanager
 async def running(ari: FakeAri | None = None, *, policy: Policy | None = None,
-                  presence: Any = None, recorder: Any = None) -> AsyncIterator[World]:
-    """Caseline connected to `ari` (a new FakeAri by default); stopped on exit."""
+                  presence: Any = None, recorder: Any = None,
+                  admission: Bounds | None = None) -> AsyncIterator[World]:
+    """Caseline connected to `ari` (a new FakeAri by default); stopped on exit. With
+    `admission`, new calls pass admission control as in ari_app.main (ARI calls counted)."""
     ari = ari or FakeAri()
     config = LiveConfig(CONFIG / "routing.yaml", CONFIG / "legal_entities.yaml")
     if policy is not None:
@@ -150,12 +157,14 @@ async def running(ari: FakeAri | None = None, *, policy: Policy | None = None,
         await leave_to_dialplan(call, f"caseline_error:{type(error).__name__}")
 
     # backoff_cap_s=0: a dropped websocket is re-opened at once, not after a real pause
-    app = StasisApp(ari, handler, backoff_cap_s=0, on_call_error=on_call_error)
+    gate = Admission(admission, lambda: len(app.calls), metrics=Metrics()) if admission else None
+    app = StasisApp(ari, handler, backoff_cap_s=0, on_call_error=on_call_error,
+                    shed=shed_calls(gate, router) if gate else None)
     task = asyncio.create_task(app.run(), name="stasis-app")
     try:
         async with asyncio.timeout(2):
             await app.connected.wait()
-        yield World(ari, app, task, config, presence, outcomes, routes)
+        yield World(ari, app, task, config, presence, outcomes, routes, gate)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

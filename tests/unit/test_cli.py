@@ -407,6 +407,19 @@ async def test_calls_lists_the_decision_log(cli: Cli, redis: Redis) -> None:
     assert rc == 0 and len(out.splitlines()) == 4 and "***4567" in out
 
 
+async def test_calls_json_gives_reasons_as_a_list(cli: Cli, redis: Redis) -> None:
+    await log_calls(redis, cli.config)
+    rc, out, err = await cli("calls", "--last", "10", "--json")
+    assert rc == 0, err
+    entries = json.loads(out)
+    assert [e["call_id"] for e in entries] == ["before-profiles", "n1", "a2", "a1"]
+    for entry in entries:
+        assert isinstance(entry["reasons"], list)
+        assert all(set(r) == {"rule", "text"} for r in entry["reasons"])
+    assert "abc.A" in [r["rule"] for r in entries[-1]["reasons"]]
+    assert entries[0]["reasons"] == []  # an entry with no reasons stored
+
+
 def test_usage_errors_are_one_line(env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
         main(["explain", "+79161234567", "--colour"])

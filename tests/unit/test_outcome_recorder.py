@@ -19,8 +19,9 @@ from ari_app.core.models import (
     SourceStatus,
 )
 from ari_app.history.store import RedisHistoryStore
-from ari_app.record.outcomes import OutcomeRecorder, last_decisions
+from ari_app.record.outcomes import DECISION_LOG, OutcomeRecorder, last_decisions
 from ari_app.record.pending_writes import PendingWrites
+from ari_app.record.replay import entries_since
 from tests.support.fake_world import A_CLIENT, CLIENTS, NOW, policy_with, running
 
 WINDOWS = HistorySettings().windows()
@@ -79,6 +80,24 @@ async def test_the_decision_log_keeps_masked_number_route_steps_and_fallbacks(re
     assert (entry["service"], entry["priority"]) == ("manager", "70")
     assert entry["steps"] == "mgr1:busy > sup1:answered" and entry["fallbacks"] == "busy"
     assert (entry["outcome"], entry["answered_by"], entry["talk_s"]) == ("answered", "sup1", "42")
+
+
+async def test_reasons_are_read_back_as_a_list_of_rule_and_text(redis: Redis) -> None:
+    """Every reader (caseline calls, GET /decisions, replay) gets a list, not the stored JSON text."""
+    recorder, _ = recorder_on(redis)
+    decision = decide(A_PROFILE, POLICY, NOW)
+    await recorder.record("call-1", datetime.now(UTC), A_PROFILE, decision, Outcome(), 1.5)
+    # entries stored by earlier versions (the same JSON text of pairs), a damaged one, none at all
+    await redis.xadd(DECISION_LOG, {"call_id": "old", "reasons": '[["abc.A", "ABC A"], ["vip", "VIP chain"]]'})
+    await redis.xadd(DECISION_LOG, {"call_id": "damaged", "reasons": "[[not json"})
+    await redis.xadd(DECISION_LOG, {"call_id": "without"})
+
+    without, damaged, old, entry = await last_decisions(redis, 5)
+    assert entry["reasons"] == [{"rule": r.rule, "text": r.text} for r in decision.reasons]
+    assert old["reasons"] == [{"rule": "abc.A", "text": "ABC A"}, {"rule": "vip", "text": "VIP chain"}]
+    assert damaged["reasons"] == [] and without["reasons"] == []
+    entries_read = await entries_since(redis, datetime.now(UTC) - timedelta(minutes=1))
+    assert [e["reasons"] for e in entries_read] == [entry["reasons"], old["reasons"], [], []]
 
 
 async def test_an_unidentified_caller_is_logged_as_such_and_has_no_history(redis: Redis) -> None:
