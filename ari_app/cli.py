@@ -210,7 +210,8 @@ async def explain_command(args: argparse.Namespace) -> int:
         now = core.router.clock.now()
         routed = await core.router.route(args.number)
     p, policy = routed.profile, routed.snapshot.policy
-    data = explain_data(p, routed.decision, policy, now, crm_configured=core.crm is not None)
+    data = explain_data(p, routed.decision, policy, now, crm_configured=core.crm is not None,
+                        crm_record=routed.crm_record)
     if args.json:
         print(json.dumps(data, ensure_ascii=False, indent=1))
         return 0

@@ -5,6 +5,7 @@ import asyncio
 import gc
 import logging
 import signal
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,12 +28,14 @@ from ari_app.config.settings import AriSettings, Settings, load_settings
 from ari_app.core.admission import ShedTarget
 from ari_app.core.clock import SystemClock
 from ari_app.core.dialplan import DEFAULT_QUEUE
+from ari_app.core.models import CallerProfile, Decision
 from ari_app.core.numbers import normalize
 from ari_app.core.ports import Clock
+from ari_app.core.route_program import RouteProgram, compile_route
 from ari_app.crm.companies import CompanyLookup
 from ari_app.crm.factory import build_crm
 from ari_app.crm.service import CrmService
-from ari_app.history.cdr import learning_rules
+from ari_app.history.cdr import CdrRow, learning_rules
 from ari_app.history.store import RedisHistoryStore, redis_client
 from ari_app.ops.ami import ami_ready
 from ari_app.ops.api import OpsServer, create_app
@@ -43,7 +46,8 @@ from ari_app.ops.live_events import LiveFeed
 from ari_app.ops.load import Admission, watch_loop_lag
 from ari_app.ops.logs import configure_json_logging
 from ari_app.ops.metrics import Metrics
-from ari_app.record.callback_api import callback_hooks, file_decided
+from ari_app.record.agi_calls import AgiCalls
+from ari_app.record.callback_api import callback_hooks
 from ari_app.record.callbacks import CallbackFiler, CallbackStore
 from ari_app.record.cdr_listener import CdrListener
 from ari_app.record.console_data import console_hooks
@@ -60,6 +64,7 @@ from ari_app.stasis.execute import Executor, leave_to_dialplan
 from ari_app.stasis.greet import make_greeter
 from ari_app.stasis.handler import CallRouting
 from ari_app.stasis.presence import RedisPresence
+from ari_app.stasis.admission_gate import SHED_USERFIELD, DialplanGate
 from ari_app.stasis.shed import Shed
 
 log = logging.getLogger("caseline")
@@ -167,8 +172,11 @@ async def build_routing_app(settings: Settings, config_dir: Path, ari: HttpAri,
     core = await build_core(settings, config_dir, stack, metrics)
     # admission control (docs/reliability.md): `app` and `agi` are bound below, counted
     # once calls arrive; every ARI request's duration is one sample
+    gate = DialplanGate(ari, lambda: core.router.shed_target(None),
+                        hold_s=settings.admission.gate_hold_s)
     admission = Admission(settings.admission.bounds(), lambda: len(app.calls) + agi.routing,
-                          enabled=settings.admission.enabled, metrics=metrics)
+                          enabled=settings.admission.enabled, metrics=metrics,
+                          on_change=gate.admission_changed if settings.admission.dialplan_gate else None)
     ari.on_latency = admission.ari_request
     shed = shed_calls(admission, core.router)
     # one lock for every reload: SIGHUP, POST /reload and `caseline reload` (through the API)
@@ -195,19 +203,29 @@ async def build_routing_app(settings: Settings, config_dir: Path, ari: HttpAri,
         metrics.fallback("internal_error")
         await leave_to_dialplan(call, f"caseline_error:{type(error).__name__}")
 
-    app = StasisApp(ari, handler, on_call_error=on_call_error,
-                    on_reconnect=metrics.ari_reconnects.inc, shed=shed)
+    def on_reconnect() -> None:
+        metrics.ari_reconnects.inc()
+        gate.republish()  # a restarted Asterisk has lost the gate's global
 
+    app = StasisApp(ari, handler, on_call_error=on_call_error, on_reconnect=on_reconnect, shed=shed)
+
+    # FastAGI decisions wait here for their calls' CDRs (the outcome), then go to the log;
+    # closed after the listener, which hands over what it still holds
+    agi_calls = AgiCalls(recorder, filer, lambda: core.config.current.policy)
+    stack.push_async_callback(agi_calls.close)
     cdr = CdrListener(settings.ami, core.history,
                       lambda: learning_rules(core.config.current.policy, settings), pending,
                       redis=core.redis, settle_s=settings.learning.settle_s,
-                      on_bad_event=metrics.learning_bad_events.inc)
+                      on_bad_event=metrics.learning_bad_events.inc,
+                      on_row=count_gate_shed(metrics), on_call=agi_calls.call_ended)
+    metrics.learning_calls_open.set_function(lambda: cdr.gathering)
     await cdr.start()
     stack.push_async_callback(cdr.close)
     dialer = await start_dialer(settings, core, app, callbacks, pending, stack)
 
-    agi = AgiServer(agi_route(core.router, filer), agi_endpoint_of(core.config), settings.agi.host,
-                    settings.agi.port, metrics=metrics, shed=shed)
+    agi = AgiServer(agi_route(core.router), agi_endpoint_of(core.config), settings.agi.host,
+                    settings.agi.port, metrics=metrics, shed=shed, calls=agi_calls,
+                    compile=agi_compile(core.config, settings.calls.one_call_per_person))
     await _listen(agi, config_dir, "agi.port")
     stack.push_async_callback(agi.close, 2.0)
 
@@ -229,6 +247,9 @@ async def build_routing_app(settings: Settings, config_dir: Path, ari: HttpAri,
     stack.push_async_callback(ops.close)
     lag = asyncio.create_task(watch_loop_lag(admission), name="loop-lag")  # once app and agi exist
     stack.push_async_callback(_stop, lag)
+    if settings.admission.dialplan_gate:
+        gate_task = asyncio.create_task(gate.run(), name="dialplan-gate")
+        stack.push_async_callback(_stop, gate_task)
     return app
 
 
@@ -254,6 +275,14 @@ async def start_dialer(settings: Settings, core: Core, app: StasisApp, store: Ca
     return dialer
 
 
+def count_gate_shed(metrics: Metrics) -> Callable[[CdrRow], None]:
+    """The calls the dialplan gate shed never reach us: their CDRs say so (userfield)."""
+    def on_row(row: CdrRow) -> None:
+        if row.userfield == SHED_USERFIELD:
+            metrics.calls_shed.labels(reason="dialplan_gate").inc()
+    return on_row
+
+
 def shed_calls(admission: Admission, router: Router) -> Shed:
     """What both fronts ask once per new caller: None routes it, a target sheds it."""
     def shed(raw_caller_id: str | None) -> ShedTarget | None:
@@ -267,13 +296,22 @@ def shed_calls(admission: Admission, router: Router) -> Shed:
     return shed
 
 
-def agi_route(router: Router, filer: CallbackFiler | None = None):
+def agi_route(router: Router):
     async def route(raw_caller_id: str | None, call_id: str):
         routed = await router.route(raw_caller_id, call_id)
-        if filer is not None and routed.decision.callback_request:
-            await file_decided(filer, routed, call_id)  # the dialplan plays the intro, hangs up
         return routed.profile, routed.decision
     return route
+
+
+def agi_compile(config: LiveConfig, one_call_per_person: bool = True):
+    """The program the dialplan walks (core/route_program.py), with the running policy's
+    people, recordings, mailboxes and IVR menus."""
+    endpoint_of = agi_endpoint_of(config)
+
+    def compile(profile: CallerProfile, decision: Decision) -> RouteProgram:
+        return compile_route(decision, profile, endpoint_of=endpoint_of,
+                             policy=config.current.policy, busy_check=one_call_per_person)
+    return compile
 
 
 def agi_endpoint_of(config: LiveConfig):

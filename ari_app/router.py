@@ -19,7 +19,7 @@ from ari_app.core.admission import ShedTarget, shed_target
 from ari_app.core.decide import decide
 from ari_app.core.environment import describe_number
 from ari_app.core.history_class import Windows
-from ari_app.core.identify import identify
+from ari_app.core.identify import decide_input, identify
 from ari_app.core.models import (
     CallerProfile,
     Contact,
@@ -40,10 +40,11 @@ CRM_BACKSTOP_S = 0.05  # above the CRM service's own budget, which answers TIMEO
 
 @dataclass(frozen=True)
 class Routed:
-    profile: CallerProfile
+    profile: CallerProfile  # what decide was given (and the decision log keeps)
     decision: Decision
     snapshot: Snapshot
     seconds: float  # identify + decide wall time
+    crm_record: CrmRecord | None = None  # the CRM's record as returned, `extra` too (explain)
 
 
 async def gather_profile(
@@ -139,13 +140,14 @@ class Router:
         started = time.perf_counter()
         snapshot = self.config.current
         now = self.clock.now()
-        profile = await gather_profile(
+        seen = await gather_profile(
             raw_caller_id, now, history=self.history, crm_lookup=self.crm,
             environment=EnvironmentLookup(snapshot, self.region_names), windows=self.windows,
             history_budget_s=self.history_budget_s, crm_budget_s=self.crm_budget_s,
             default_region=self.default_region)
+        profile = decide_input(seen)
         decision = decide(profile, snapshot.policy, now)
-        return Routed(profile, decision, snapshot, time.perf_counter() - started)
+        return Routed(profile, decision, snapshot, time.perf_counter() - started, seen.crm.record)
 
     def shed_target(self, raw_caller_id: str | None) -> ShedTarget:
         """Where a call shed by admission control goes, without I/O (core/admission.py): the

@@ -87,6 +87,11 @@ class FakeAri(FakeAsterisk):
         self.emit("ChannelVarset", channel, variable=name, value=value)
         await asyncio.sleep(0)
 
+    async def set_global(self, name: str, value: str) -> None:
+        self._log("set_global", name=name, value=value)
+        self.globals[name] = value
+        await asyncio.sleep(0)
+
     async def originate(self, endpoint: str, *, channel_id: str, app_args: str,
                         caller_id: str, timeout_s: int, originator: str | None = None,
                         variables: Mapping[str, str] | None = None) -> None:

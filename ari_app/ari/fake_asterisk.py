@@ -38,6 +38,7 @@ class FakeAsterisk:
         self.prompt_digits: dict[tuple[str, str], list[str]] = {}
         self.queue: asyncio.Queue[Event] | None = None  # the connected app's, if any
         self.connections = 0  # events() connections opened so far
+        self.globals: dict[str, str] = {}  # dialplan global variables (POST /asterisk/variable)
         self.version = "22.10.1"  # GET /asterisk/info's system.version (the lab's)
         self.booted = True  # False: ARI answers 503 "Asterisk not booted"
         self.modules = {"pbx_config.so"}  # loaded modules that PUT /asterisk/modules/{name} reloads

@@ -155,6 +155,10 @@ class HttpAri:
         await self._request("POST", f"/channels/{quote(channel_id)}/variable",
                             {"variable": name, "value": value})
 
+    async def set_global(self, name: str, value: str) -> None:
+        """A dialplan global variable (`POST /asterisk/variable` without a channel)."""
+        await self._request("POST", "/asterisk/variable", {"variable": name, "value": value})
+
     async def create_channel(self, endpoint: str, *, channel_id: str, app_args: str,
                              originator: str | None = None,
                              variables: Mapping[str, str] | None = None) -> None:

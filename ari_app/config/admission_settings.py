@@ -23,6 +23,11 @@ class AdmissionSettings(BaseModel):
     # ...and, for lag and latency, has not reached the bound for this long
     hold_s: float = Field(1.0, ge=0, le=60)
 
+    # while shedding, new calls skip Stasis and AGI in the dialplan (a global variable),
+    # kept at least this long after shedding stopped; false: each shed call enters Stasis
+    dialplan_gate: bool = True
+    gate_hold_s: float = Field(5.0, ge=0, le=600)
+
     def bounds(self) -> Bounds:
         return Bounds(
             calls_in_progress=self.max_calls_in_progress,

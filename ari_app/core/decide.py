@@ -10,8 +10,9 @@ Rules run in this fixed order; the first that matches decides (docs/routing.md):
   3 context        open claim, then delivery today (CRM)
   4 callback       missed / after_talk (history)
   5 repeat         (history; bigger boost if we missed the previous call)
-  6 abc            A / B / C (CRM or legal-entity directory; a CRM VIP at least `vip.serve_as`)
-  7 classes        old (old, repeat, callback) / new
+  6 abc            A / B / C (CRM or legal-entity directory; a CRM VIP at least `vip.serve_as`,
+                   a listed CRM status at most its `client_status` category: client_value.py)
+  7 classes        old (old, repeat, callback, or open deals / orders in the CRM) / new
   8 default        defaults.target (the operators queue)
 
 A rule's target is a list of alternatives; person targets that do not resolve (no case
@@ -27,6 +28,14 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+from ari_app.core.client_value import (
+    Value,
+    assess,
+    business,
+    business_text,
+    status_text,
+    vip_text,
+)
 from ari_app.core.dialplan import DEFAULT_QUEUE
 from ari_app.core.models import (
     CallbackKind,
@@ -71,7 +80,7 @@ def route_for_target(policy: Policy, target: str | Ref | Sequence[str | Ref], pr
     refs = [parse_ref(target)] if isinstance(target, str | Ref) else [parse_ref(t) for t in target]
     profile = profile or CallerProfile(number=None)
     resolved, _ = _resolve(policy, refs, profile)
-    chain = policy.chains[_value_chain(policy, profile)]
+    chain = policy.chains[_value_chain(policy, assess(profile, policy))]
     return _route(policy, None, resolved or policy.defaults.target, chain, policy.defaults.ring_timeout_s)
 
 
@@ -85,10 +94,15 @@ def _decide(profile: CallerProfile, policy: Policy, now: datetime) -> Decision:
         reasons.append(Reason("clock.naive", "the call time had no time zone; taken as UTC"))
     company_local = _astz(now, zone(policy.company.timezone))
     caller_local, caller_off = _caller_time(profile, now)
-    reasons.append(Reason("inputs", _inputs_text(profile, policy, company_local, caller_local, caller_off)))
+    value = assess(profile, policy)  # once: every rule below reads it
+    reasons.append(Reason("inputs", _inputs_text(profile, policy, value, company_local, caller_local, caller_off)))
     reasons.extend(_degraded(profile))
-    if _is_vip(profile):
-        reasons.append(Reason("vip", _vip_text(policy, profile)))
+    if value.vip:
+        reasons.append(Reason("vip", vip_text(policy, profile, value)))
+    for rule_id, text in (("client_status", status_text(profile, value)),
+                          ("open_business", business_text(profile, value))):
+        if text is not None:
+            reasons.append(Reason(rule_id, text))
 
     closed = _closed(policy, company_local)
     night = _night(policy, caller_local, caller_off, company_local)
@@ -96,24 +110,24 @@ def _decide(profile: CallerProfile, policy: Policy, now: datetime) -> Decision:
     if closed:
         if night and nr is not None and nr.overrides_after_hours:
             reasons.append(Reason(closed[0], f"{closed[1]}; overridden by the urgent night call rule"))
-            return _fire(policy, profile, "night_far_tz", nr, night, reasons, closed=True)
-        return _after_hours(policy, profile, closed, reasons)
+            return _fire(policy, profile, value, "night_far_tz", nr, night, reasons, closed=True)
+        return _after_hours(policy, profile, value, closed, reasons)
     if company_local is None and policy.hours.enabled:
         reasons.append(Reason("hours.unknown", "call time out of range: working hours not checked, treated as open"))
     if night and nr is not None:
-        return _fire(policy, profile, "night_far_tz", nr, night, reasons, closed=False)
-    match = next(_candidates(policy, profile), None)
+        return _fire(policy, profile, value, "night_far_tz", nr, night, reasons, closed=False)
+    match = next(_candidates(policy, profile, value), None)
     if match is not None:
-        return _fire(policy, profile, *match, reasons, closed=False)
-    return _default(policy, profile, reasons)
+        return _fire(policy, profile, value, *match, reasons, closed=False)
+    return _default(policy, value, reasons)
 
 
-def _candidates(policy: Policy, profile: CallerProfile) -> Iterator[tuple[str, Rule, str]]:
+def _candidates(policy: Policy, profile: CallerProfile, value: Value) -> Iterator[tuple[str, Rule, str]]:
     """Rules 3..7 that match this caller, in order; disabled and absent rules are skipped."""
     r, rec, h = policy.rules, profile.crm.record, profile.history
     found: list[tuple[str, Rule | None, str]] = []
-    if rec is not None and (rec.open_claims > 0 or rec.most_urgent == "claim"):
-        found.append(("context.claim", r.context.claim, f"CRM: open claim ({max(rec.open_claims, 1)})"))
+    if rec is not None and rec.open_claims > 0:
+        found.append(("context.claim", r.context.claim, f"CRM: open claim ({rec.open_claims})"))
     if rec is not None and rec.delivery_today:
         found.append(("context.delivery_today", r.context.delivery_today, "CRM: delivery scheduled today"))
     if h.cls is HistoryClass.CALLBACK:
@@ -124,12 +138,14 @@ def _candidates(policy: Policy, profile: CallerProfile) -> Iterator[tuple[str, R
             found.append(("callback.missed", r.callback.missed, kind))
     if h.cls is HistoryClass.REPEAT:
         found.append(("repeat", r.repeat, "repeat call" + (" after a call we missed" if h.previous_missed else "")))
-    abc = _abc(profile, policy)
+    abc = value.category
     if abc:
-        vip = " (VIP)" if _is_vip(profile) else ""
+        vip = " (VIP)" if value.vip else ""
         found.append((f"abc.{abc}", getattr(r.abc, abc), f"ABC category {abc}{vip}"))
-    if h.cls is HistoryClass.NEW:
+    if value.new:
         found.append(("classes.new", r.classes.new, "new caller"))
+    elif h.cls is HistoryClass.NEW:  # the CRM knows better than a history that never saw them
+        found.append(("classes.old", r.classes.old, f"known caller (CRM: {business(profile)}; history class new)"))
     else:
         found.append(("classes.old", r.classes.old, f"known caller (class {h.cls})"))
     for rule_id, rule, why in found:
@@ -137,39 +153,40 @@ def _candidates(policy: Policy, profile: CallerProfile) -> Iterator[tuple[str, R
             yield rule_id, rule, why
 
 
-def _fire(policy: Policy, profile: CallerProfile, rule_id: str, rule: Rule, why: str, reasons: list[Reason], *, closed: bool) -> Decision:
+def _fire(policy: Policy, profile: CallerProfile, value: Value, rule_id: str, rule: Rule, why: str,
+          reasons: list[Reason], *, closed: bool) -> Decision:
     target, notes = _resolve(policy, rule.target, profile)
-    segment = _segment(profile, policy)
-    chain_id = rule.chain or _value_chain(policy, profile)
+    seg = value.segment
+    chain_id = rule.chain or _value_chain(policy, value)
     if closed and isinstance(rule, NightRule) and rule.closed_chain:
         chain_id = rule.closed_chain
     if target is None:
         target = policy.defaults.target
         notes.append(f"falls through to {target}")
-    base = getattr(policy.strategy.table, segment)
+    base = getattr(policy.strategy.table, seg)
     if rule.priority is not None:
         priority, ptext = rule.priority, f"{rule.priority} (fixed by {rule_id})"
     else:
         boost = rule.boost
         if isinstance(rule, RepeatRule) and profile.history.previous_missed:
             boost = rule.boost_if_previous_missed
-        vip = _vip_boost(policy, profile)
+        vip = value.vip_boost
         priority = _clamp(base + boost + vip)
-        ptext = (f"{priority} ({policy.strategy.mode} mode, {segment} base {base}, boost {boost:+d}"
+        ptext = (f"{priority} ({policy.strategy.mode} mode, {seg} base {base}, boost {boost:+d}"
                  + (f", VIP {vip:+d})" if vip else ")"))
     route = _route(policy, rule.intro, target, policy.chains[chain_id], rule.ring_timeout_s or policy.defaults.ring_timeout_s)
     note = f" ({'; '.join(notes)})" if notes else ""
     reasons.append(Reason(rule_id, f"{why} -> {target}{note}"))
     reasons.append(Reason("priority", ptext))
     if target.kind in (RefKind.MANAGER, RefKind.SUPERVISOR):
-        by_value = "" if rule.chain else f" (by client value {_abc(profile, policy) or 'unknown'})"
+        by_value = "" if rule.chain else f" (by client value {value.category or 'unknown'})"
         reasons.append(Reason("chain", f"fallback chain '{chain_id}'{by_value}"))
     return Decision(_service(route), priority, route, tuple(reasons),
                     callback_request=route[-1].kind is StepKind.CALLBACK, rule=rule_id)
 
 
-def _default(policy: Policy, profile: CallerProfile, reasons: list[Reason]) -> Decision:
-    priority, ptext = _base_priority(policy, profile)
+def _default(policy: Policy, value: Value, reasons: list[Reason]) -> Decision:
+    priority, ptext = _base_priority(policy, value)
     route = _route(policy, None, policy.defaults.target, policy.chains[policy.chain_by_value.unknown], policy.defaults.ring_timeout_s)
     reasons.append(Reason("default", f"no rule matched -> {policy.defaults.target}"))
     reasons.append(Reason("priority", ptext))
@@ -179,18 +196,19 @@ def _default(policy: Policy, profile: CallerProfile, reasons: list[Reason]) -> D
 def base_priority(policy: Policy, profile: CallerProfile) -> int:
     """The segment's base priority (plus a VIP's boost), no rule applied: what admission
     control gives a shed call (core/admission.py)."""
-    return _base_priority(policy, profile)[0]
+    return _base_priority(policy, assess(profile, policy))[0]
 
 
-def _base_priority(policy: Policy, profile: CallerProfile) -> tuple[int, str]:
+def _base_priority(policy: Policy, value: Value) -> tuple[int, str]:
     """The segment's base priority (plus a VIP's boost) and how it was computed."""
-    segment = _segment(profile, policy)
-    base, vip = getattr(policy.strategy.table, segment), _vip_boost(policy, profile)
-    text = f"{policy.strategy.mode} mode, {segment} base" + (f" {base}, VIP {vip:+d}" if vip else "")
+    seg = value.segment
+    base, vip = getattr(policy.strategy.table, seg), value.vip_boost
+    text = f"{policy.strategy.mode} mode, {seg} base" + (f" {base}, VIP {vip:+d}" if vip else "")
     return _clamp(base + vip), f"{_clamp(base + vip)} ({text})"
 
 
-def _after_hours(policy: Policy, profile: CallerProfile, closed: tuple[str, str], reasons: list[Reason]) -> Decision:
+def _after_hours(policy: Policy, profile: CallerProfile, value: Value, closed: tuple[str, str],
+                 reasons: list[Reason]) -> Decision:
     ah = policy.hours.after_hours
     steps = [RouteStep(StepKind.PLAYBACK, policy.sound_of(ah.intro))] if ah.intro else []
     if ah.action == "ivr" and ah.ivr_menu:
@@ -202,7 +220,7 @@ def _after_hours(policy: Policy, profile: CallerProfile, closed: tuple[str, str]
         steps.append(RouteStep(StepKind.CALLBACK, ""))
     else:  # a withheld caller cannot be called back: the intro, then goodbye
         steps.append(RouteStep(StepKind.HANGUP, ""))
-    priority, _ = _base_priority(policy, profile)
+    priority, _ = _base_priority(policy, value)
     text = f"{closed[1]} -> after-hours action: {ah.action}"
     if ah.action == "callback_request" and profile.number is None:
         text += " (no number to call back: hang up)"
@@ -298,52 +316,9 @@ def _service(route: Sequence[RouteStep]) -> Service:
 # --- inputs ----------------------------------------------------------------------------
 
 
-def _abc(profile: CallerProfile, policy: Policy) -> str | None:
-    """The category decide serves: the CRM's (else the directory's), raised to
-    `vip.serve_as` for a CRM VIP."""
-    raw = profile.abc
-    abc = raw.strip().upper() if isinstance(raw, str) else None
-    abc = abc if abc in ("A", "B", "C") else None
-    floor = policy.vip.serve_as if _is_vip(profile) else None
-    if floor is not None and (abc is None or floor < abc):  # "A" < "B": A ranks higher
-        return floor
-    return abc
-
-
-def _is_vip(profile: CallerProfile) -> bool:
-    rec = profile.crm.record
-    return rec is not None and rec.vip is True
-
-
-def _vip_boost(policy: Policy, profile: CallerProfile) -> int:
-    return policy.vip.boost if _is_vip(profile) else 0
-
-
-def _vip_text(policy: Policy, profile: CallerProfile) -> str:
-    rec = profile.crm.record
-    own = rec.abc.strip().upper() if rec is not None and isinstance(rec.abc, str) and rec.abc.strip() else None
-    served = _abc(profile, policy)
-    text = "CRM: VIP client"
-    if served is not None and served != own:
-        text += f", served as {served} (own category {_clean(own, 8) if own else 'none'})"
-    if policy.vip.boost:
-        text += f", base priority {policy.vip.boost:+d}"
-    return text
-
-
-def _segment(profile: CallerProfile, policy: Policy) -> str:
-    """Key into the strategy priority table: A/B/C, else new/old, else unknown."""
-    abc = _abc(profile, policy)
-    if abc:
-        return abc
-    if profile.number is None or profile.history.status not in (SourceStatus.OK, SourceStatus.UNKNOWN):
-        return "unknown"
-    return "new" if profile.history.cls is HistoryClass.NEW else "old"
-
-
-def _value_chain(policy: Policy, profile: CallerProfile) -> str:
+def _value_chain(policy: Policy, value: Value) -> str:
     """The fallback chain chosen by client value (ABC category, else `unknown`)."""
-    return getattr(policy.chain_by_value, _abc(profile, policy) or "unknown")
+    return getattr(policy.chain_by_value, value.category or "unknown")
 
 
 def _degraded(profile: CallerProfile) -> list[Reason]:
@@ -357,23 +332,26 @@ def _degraded(profile: CallerProfile) -> list[Reason]:
     return out
 
 
-def _inputs_text(profile: CallerProfile, policy: Policy, company_local: datetime | None, caller_local: datetime | None, caller_off: float | None) -> str:
+def _inputs_text(profile: CallerProfile, policy: Policy, value: Value, company_local: datetime | None,
+                 caller_local: datetime | None, caller_off: float | None) -> str:
     h, c, rec = profile.history, profile.crm, profile.crm.record
     parts = [
         "caller ID withheld or unparseable" if profile.number is None else "caller identified",
         f"class={h.cls}" + (" (previous call missed)" if h.cls is HistoryClass.REPEAT and h.previous_missed else ""),
         f"callback={h.callback_kind or '-'}",
-        f"abc={_abc(profile, policy) or '-'}" + (" (VIP)" if _is_vip(profile) else ""),
+        f"abc={value.category or '-'}" + (" (VIP)" if value.vip else ""),
         f"holder={_clean(profile.case_holder or '-', 40)}",
         f"history={h.status}",
         f"crm={c.status}",
     ]
     if rec is not None:
-        extra = [f"status '{_clean(rec.status, 40)}'"] if rec.status else []
-        extra += [f"open claims {rec.open_claims}"] if rec.open_claims else []
-        extra += ["delivery today"] if rec.delivery_today else []
-        if extra:
-            parts[-1] += f" ({', '.join(extra)})"
+        facts = [f"status '{_clean(rec.status, 40)}'"] if rec.status else []
+        facts += [f"open claims {rec.open_claims}"] if rec.open_claims else []
+        facts += [f"open orders {rec.open_orders}"] if rec.open_orders else []
+        facts += [f"open deals {rec.open_deals}"] if rec.open_deals else []
+        facts += ["delivery today"] if rec.delivery_today else []
+        if facts:
+            parts[-1] += f" ({', '.join(facts)})"
     if caller_local is not None and caller_off is not None:
         parts.append(f"caller local time {_hm(caller_local)} (UTC{caller_off:+g})")
     if company_local is not None:

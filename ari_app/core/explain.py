@@ -8,6 +8,7 @@ from typing import Any
 from ari_app.core.decide import caller_local_time, is_night
 from ari_app.core.models import (
     CallerProfile,
+    CrmRecord,
     Decision,
     Direction,
     HistoryClass,
@@ -58,9 +59,11 @@ def _iso(dt: datetime | None) -> str | None:
 
 
 def explain_data(profile: CallerProfile, decision: Decision, policy: Policy, at: datetime, *,
-                 crm_configured: bool) -> dict[str, Any]:
-    """`caseline explain --json`: who the caller is, as of `at`, and where their call goes."""
-    h, env, rec = profile.history, profile.environment, profile.crm.record
+                 crm_configured: bool, crm_record: CrmRecord | None = None) -> dict[str, Any]:
+    """`caseline explain --json`: who the caller is, as of `at`, and where their call goes.
+    `crm_record`: the CRM's record as returned (Routed.crm_record), with the `extra` that
+    decide's `profile` leaves out."""
+    h, env, rec = profile.history, profile.environment, crm_record or profile.crm.record
     local = caller_local_time(profile, at)
     status = crm_status(profile, crm_configured=crm_configured)
     crm: dict[str, Any] = {"status": status}

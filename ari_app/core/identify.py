@@ -5,6 +5,7 @@ Pure: the answers come in (router.py asks the sources over the ports), the profi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from ari_app.core.history_class import Windows, classify
@@ -39,3 +40,13 @@ def identify(
     else:
         history = classify(contacts_or_error, now, windows)
     return CallerProfile(number=number, history=history, crm=crm, environment=env)
+
+
+def decide_input(profile: CallerProfile) -> CallerProfile:
+    """The profile decide is given and the decision log keeps: without the CRM record's
+    `extra`, the CRM's free-form display data (explain shows it from the CRM's answer).
+    No routing rule can read it, and no client's notes end up in the log."""
+    rec = profile.crm.record
+    if rec is None or not rec.extra:
+        return profile
+    return replace(profile, crm=replace(profile.crm, record=replace(rec, extra={})))

@@ -78,20 +78,34 @@ class HistoryFacts:
 
 @dataclass(frozen=True, slots=True)
 class CrmRecord:
-    """What a CRM says about a client. Unknown numbers have no record."""
+    """What a CRM says about a client. Unknown numbers have no record.
+
+    What each field means to decide: docs/routing.md, "What decide reads from the CRM".
+    """
 
     client_id: str
     name: str = ""
-    status: str = ""
+    status: str = ""  # routing.yaml's `client_status` may cap the category by it
     abc: str | None = None  # "A", "B" or "C"
     responsible: str | None = None  # our manager id
-    open_deals: int = 0
+    open_deals: int = 0  # open deals or orders: an active client, never a `new` one
     open_orders: int = 0
     open_claims: int = 0
-    most_urgent: str | None = None  # "claim", "order" or "deal"
     delivery_today: bool = False
     vip: bool = False
+    # the CRM's free-form display data: decide is never given it (identify.decide_input)
     extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def most_urgent(self) -> str | None:
+        """The most urgent open case, "claim" > "order" > "deal", or None: derived from the
+        counts (explain shows it), not an input of its own. A claim is a client we are
+        failing; an order is money in flight; a deal is potential."""
+        if self.open_claims > 0:
+            return "claim"
+        if self.open_orders > 0:
+            return "order"
+        return "deal" if self.open_deals > 0 else None
 
 
 @dataclass(frozen=True, slots=True)

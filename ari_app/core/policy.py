@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -23,16 +24,19 @@ from pydantic import (
     model_validator,
 )
 
+from ari_app.core import dialplan
 from ari_app.core.learning import Role
 from ari_app.core.public_holidays import holiday_name
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 Id = Annotated[str, Field(pattern=_ID_RE.pattern)]
+# Names the dialplan receives: one character set, the dialplan's (core/dialplan.py).
 # Asterisk sound name, no extension, no "..": "demo-thanks", "custom/closed".
-Sound = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$", max_length=128)]
-Endpoint = Annotated[str, Field(pattern=r"^[A-Za-z0-9]+/[A-Za-z0-9_.@+-]+$", max_length=128)]
-Mailbox = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+(@[A-Za-z0-9_-]+)?$", max_length=64)]
+Sound = Annotated[str, Field(pattern=f"^{dialplan.SOUND}$", max_length=128)]
+Endpoint = Annotated[str, Field(pattern=f"^{dialplan.ENDPOINT}$", max_length=128)]  # "PJSIP/mgr_1"
+Mailbox = Annotated[str, Field(pattern=f"^{dialplan.MAILBOX}$", max_length=64)]  # "1000@sales-dept"
+AsteriskName = Annotated[str, Field(pattern=f"^{dialplan.NAME}$", max_length=64)]  # a queue, a MOH class
 Digits = Annotated[str, Field(pattern=r"^[0-9*#]{1,4}$")]
 Priority = Annotated[int, Field(ge=0, le=100)]  # Asterisk QUEUE_PRIO: higher is served first
 Boost = Annotated[int, Field(ge=-100, le=100)]
@@ -166,7 +170,7 @@ class People(_Model):
 
 
 class Queue(_Model):
-    asterisk_queue: Id  # the name in queues.conf
+    asterisk_queue: AsteriskName  # the name in queues.conf
     name: str = ""
 
 
@@ -285,10 +289,28 @@ class Chain(_Model):
 
 class Vip(_Model):
     """What the CRM's `vip` flag means: a VIP is served at least as `serve_as` (that
-    category's rule, fallback chain and base priority) and gets `boost` on its base priority."""
+    category's rule, fallback chain and base priority) and gets `boost` on its base priority
+    (unless `client_status` lists its status)."""
 
     serve_as: Abc | None = "A"  # null: a VIP keeps its own category
     boost: Boost = 0  # added to a VIP's base priority (not to a rule's fixed `priority`)
+
+
+def _status_names(statuses: dict[str, Abc]) -> dict[str, Abc]:
+    """Keys as decide compares them: CRMs differ in case and padding ("Blocked ")."""
+    out: dict[str, Abc] = {}
+    for name, abc in statuses.items():
+        key = name.strip().casefold()
+        if not key:
+            raise ValueError("a blank status")
+        if key in out:
+            raise ValueError(f"{name!r} is listed twice (statuses are compared without case)")
+        out[key] = abc
+    return out
+
+
+# The CRM's client status -> the best category a client with it is served as (a cap).
+ClientStatus = Annotated[dict[Annotated[str, Field(max_length=64)], Abc], AfterValidator(_status_names)]
 
 
 class ChainByValue(_Model):
@@ -359,7 +381,7 @@ class Defaults(_Model):
     target: TargetRef  # terminal; the safe default and the fall-through of person targets
     ring_timeout_s: RingTimeout = 25
     ringback: Literal["ring", "moh"] = "ring"  # what the caller hears while a person rings
-    moh_class: Id = "default"
+    moh_class: AsteriskName = "default"
 
 
 class Policy(_Model):
@@ -373,6 +395,7 @@ class Policy(_Model):
     hours: Hours
     strategy: Strategy
     vip: Vip = Vip()
+    client_status: ClientStatus = {}
     chains: dict[Id, Chain] = Field(min_length=1)
     chain_by_value: ChainByValue
     rules: Rules = Rules()

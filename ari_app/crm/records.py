@@ -33,17 +33,6 @@ def normalise_abc(value: str | None) -> str | None:
     return v if v in ABC else None
 
 
-def most_urgent(claims: int, orders: int, deals: int) -> str | None:
-    """A claim is a client we are failing; an order is money in flight; a deal is potential."""
-    if claims > 0:
-        return "claim"
-    if orders > 0:
-        return "order"
-    if deals > 0:
-        return "deal"
-    return None
-
-
 def bounded_extra(items: Mapping[str, object] | None) -> dict[str, str]:
     """First MAX_EXTRA_KEYS scalar entries, keys and values clipped; nested values dropped."""
     out: dict[str, str] = {}
@@ -87,7 +76,6 @@ def build_record(
         open_deals=deals,
         open_orders=orders,
         open_claims=claims,
-        most_urgent=most_urgent(claims, orders, deals),
         delivery_today=delivery_today,
         vip=vip,
         extra=bounded_extra(extra),

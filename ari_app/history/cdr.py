@@ -81,6 +81,7 @@ class CdrRow:
     answered: bool
     uniqueid: str = ""
     linkedid: str = ""  # every channel of one call shares it (live events; not in Master.csv)
+    userfield: str = ""  # what the dialplan noted ("caseline:shed": admission's dialplan gate)
 
     @property
     def call_key(self) -> str:
@@ -105,7 +106,7 @@ def parse_row(row: Sequence[str], cdr_timezone: tzinfo = UTC) -> CdrRow:
     return CdrRow(src=col["src"], dst=col["dst"], dcontext=col["dcontext"], channel=col["channel"],
                   dstchannel=col["dstchannel"], start=at, billsec=billsec,
                   answered=col["disposition"] == "ANSWERED", uniqueid=col["uniqueid"],
-                  linkedid=col["linkedid"])
+                  linkedid=col["linkedid"], userfield=col["userfield"])
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,10 @@ WINDOW_S = 1.0  # lag and latency are means over the last 1-2 windows
 class Admission:
     def __init__(self, bounds: Bounds, calls_in_progress: Callable[[], int], *,
                  enabled: bool = True, metrics: Metrics | None = None,
-                 window_s: float = WINDOW_S, clock: Callable[[], float] = time.monotonic) -> None:
+                 window_s: float = WINDOW_S, clock: Callable[[], float] = time.monotonic,
+                 on_change: Callable[[str | None], None] | None = None) -> None:
         self.enabled = enabled
+        self.on_change = on_change  # the dialplan gate (stasis/admission_gate.py)
         self.gate = Gate(bounds)
         self.calls_in_progress = calls_in_progress  # bound late: the fronts exist after us
         self.metrics = metrics
@@ -80,6 +82,8 @@ class Admission:
             log.warning("admission: new calls go straight to the operators' queue: %s over its bound (%s)",
                         reason, figures)
         self._reason = reason
+        if self.on_change is not None:
+            self.on_change(reason)
 
 
 async def watch_loop_lag(admission: Admission, interval_s: float = LAG_INTERVAL_S) -> None:

@@ -81,6 +81,11 @@ class Metrics:
         for reason in REASONS:  # every series present from the start, at 0
             self.calls_shed.labels(reason=reason)
             self.admission_shedding.labels(reason=reason)
+        self.calls_shed.labels(reason="dialplan_gate")  # counted from their CDRs
+        self.learning_calls_open = Gauge(
+            "caseline_learning_calls_open",
+            "Calls whose CDRs the learning listener still gathers (bounded; 0 when all is quiet)",
+            registry=r)
         self.calls_in_progress = Gauge(
             "caseline_calls_in_progress",
             "Calls in the ARI app plus FastAGI sessions being answered (admission control's count)",

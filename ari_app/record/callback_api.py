@@ -1,5 +1,5 @@
-"""Callback requests for the ops API (GET/POST /callbacks) and the FastAGI front, over the
-store and the router; wired in ari_app.main."""
+"""Callback requests for the ops API (GET/POST /callbacks), over the store and the router;
+wired in ari_app.main. The FastAGI front files its own: record/agi_calls.py."""
 from __future__ import annotations
 
 import logging
@@ -9,7 +9,7 @@ from typing import Any
 from ari_app.core.numbers import mask, normalize
 from ari_app.ops.callbacks_api import CallbackHooks
 from ari_app.record.callbacks import CallbackFiler, CallbackStore, holder_for
-from ari_app.router import Routed, Router
+from ari_app.router import Router
 
 log = logging.getLogger("caseline.record.callbacks")
 
@@ -40,14 +40,3 @@ def callback_hooks(store: CallbackStore, filer: CallbackFiler, router: Router, *
                 "callback": found.as_dict(filer.clock.now(), mask_numbers=mask_numbers)}
 
     return CallbackHooks(listing=listing, file=file, dial=dial)
-
-
-async def file_decided(filer: CallbackFiler, routed: Routed, call_id: str) -> str | None:
-    """FastAGI: a decision whose route ends in a callback step files the request here (the
-    site's dialplan plays the intro and hangs up); the id, or None (nothing, or buffered)."""
-    profile, decision = routed.profile, routed.decision
-    if not decision.callback_request or profile.number is None:
-        return None
-    req = filer.new(profile.number, holder=holder_for(routed.snapshot.policy, profile),
-                    reason=decision.rule or "route", priority=decision.priority, call_id=call_id)
-    return await filer.file(req)

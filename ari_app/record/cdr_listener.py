@@ -19,7 +19,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -76,6 +76,8 @@ class CdrListener:
                  rules: Callable[[], LearningRules], pending: PendingWrites, *,
                  redis: Redis | None = None, settle_s: float = 2.0,
                  on_bad_event: Callable[[], None] | None = None,
+                 on_row: Callable[[CdrRow], None] | None = None,
+                 on_call: Callable[[list[CdrRow]], Awaitable[None]] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         self.history = history
@@ -84,11 +86,18 @@ class CdrListener:
         self.redis = redis
         self.settle_s = settle_s
         self.on_bad_event = on_bad_event
+        self.on_row = on_row  # every well-formed record (counts what the dialplan did)
+        self.on_call = on_call  # each call's records once complete (FastAGI outcomes)
         self.clock = clock
         self.open: dict[str, _OpenCall] = {}  # call key -> its records so far (bounded)
         self._ready: list[list[CdrRow]] = []  # calls pushed out of `open` early, to learn next
         self.manager: Manager | None = None
         self._settler: asyncio.Task | None = None
+
+    @property
+    def gathering(self) -> int:
+        """Calls whose records are held now (the soak checks this goes back to 0)."""
+        return len(self.open) + len(self._ready)
 
     async def start(self) -> None:
         self.manager = Manager(host=self.settings.host, port=self.settings.port,
@@ -125,6 +134,8 @@ class CdrListener:
             if self.on_bad_event:
                 self.on_bad_event()
             return
+        if self.on_row:
+            self.on_row(row)
         key = row.call_key or f"row-{id(row)}"
         call = self.open.get(key)
         if call is None:
@@ -153,6 +164,11 @@ class CdrListener:
         learned = 0
         for rows in batches:
             learned += await self.learn(rows)
+            if self.on_call is not None:
+                try:
+                    await self.on_call(rows)
+                except Exception:  # one call's decision-log entry must not stop learning
+                    log.exception("could not take the outcome of call %s", rows[0].call_key)
         return learned
 
     async def learn(self, rows: list[CdrRow]) -> int:

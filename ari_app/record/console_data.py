@@ -31,7 +31,7 @@ def explain_hook(router: Router, *, crm_configured: bool):
         now = asked.clock.now()
         routed = await asked.route(number)
         return explain_data(routed.profile, routed.decision, routed.snapshot.policy, now,
-                            crm_configured=crm_configured)
+                            crm_configured=crm_configured, crm_record=routed.crm_record)
     return explain_number
 
 

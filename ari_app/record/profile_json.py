@@ -1,7 +1,9 @@
 """The caller profile as decide saw it, as compact JSON: kept in each decision-log entry so
 that `caseline replay` can re-decide a past call under another policy without asking the
-CRM or history again. profile_from_json(profile_to_json(p)) == p, but for the call that
-taught the history owner (HistoryFacts.owner_contact), which decide does not read.
+CRM or history again. profile_from_json(profile_to_json(p)) == decide_input(p), but for
+the call that taught the history owner (HistoryFacts.owner_contact): what decide does not
+read is not kept. A key of older entries that decide no longer reads (the CRM record's
+`extra`, `most_urgent`) is ignored.
 
 Values equal to their defaults are left out; every field is named (no positional arrays),
 so entries written today stay readable when a field is added later.
@@ -13,6 +15,7 @@ from dataclasses import MISSING, fields, is_dataclass
 from datetime import datetime
 from typing import Any
 
+from ari_app.core.identify import decide_input
 from ari_app.core.models import (
     CallbackKind,
     CallerProfile,
@@ -51,6 +54,7 @@ def _compact(obj: Any) -> dict[str, Any]:
 def profile_to_json(profile: CallerProfile, *, number: str | None = None) -> str:
     """`number` replaces the profile's number (the decision log keeps masked numbers)."""
     data: dict[str, Any] = {"v": VERSION, "number": profile.number if number is None else number}
+    profile = decide_input(profile)
     history = _compact(profile.history)
     # the call that taught the owner is for explain only: decide reads `owner`, not the call
     history.pop("owner_contact", None)
@@ -119,10 +123,8 @@ def profile_from_json(text: str | bytes) -> CallerProfile:
             open_deals=_opt(r.get("open_deals"), int) or 0,
             open_orders=_opt(r.get("open_orders"), int) or 0,
             open_claims=_opt(r.get("open_claims"), int) or 0,
-            most_urgent=_opt(r.get("most_urgent"), str),
             delivery_today=_opt(r.get("delivery_today"), bool) or False,
             vip=_opt(r.get("vip"), bool) or False,
-            extra={str(k): str(v) for k, v in _mapping(r.get("extra")).items()},
         )
     crm = CrmFacts(status=SourceStatus(c.get("status", SourceStatus.SKIPPED)), record=record,
                    detail=_opt(c.get("detail"), str) or "")

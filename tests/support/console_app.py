@@ -90,8 +90,9 @@ class FakeLive:
 
 
 async def crm(number: str) -> CrmFacts:
-    if number == A_CLIENT:
-        return CrmFacts(SourceStatus.OK, CrmRecord("C-1001", name=HOSTILE, abc="A", responsible="mgr1"))
+    if number == A_CLIENT:  # `extra` is display only: explain shows it, decide is not given it
+        return CrmFacts(SourceStatus.OK, CrmRecord("C-1001", name=HOSTILE, abc="A", responsible="mgr1",
+                                                   extra={"segment": "fleet"}))
     return CrmFacts(SourceStatus.UNKNOWN)
 
 

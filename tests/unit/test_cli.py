@@ -120,6 +120,15 @@ async def test_explain_json_is_one_object_with_every_key(cli: Cli) -> None:
     assert isinstance(data["decision"]["reasons"], list) and data["decision"]["reasons"][0]["rule"] == "inputs"
 
 
+async def test_explain_json_of_the_blocked_client_shows_its_extra_and_the_defence(cli: Cli) -> None:
+    """clients.yaml's C-1008 (blocked, extra {note: ...}): `crm` is the record as the CRM
+    returned it; the decision is routing.yaml's `client_status: {blocked: C}`."""
+    data = await cli.json("explain", "+79161112200", "--at", "2026-06-15T12:00:00+03:00", "--json")
+    assert (data["crm"]["client_status"], data["crm"]["extra"]) == ("blocked", {"note": "payment overdue"})
+    rules = [r["rule"] for r in data["decision"]["reasons"]]
+    assert "client_status" in rules and "abc.C" in rules and data["decision"]["service"] == "self_service"
+
+
 async def test_explain_json_of_a_withheld_caller(cli: Cli) -> None:
     data = await cli.json("explain", "anonymous", "--json")
     assert (data["number"], data["owner_source"], data["crm_status"], data["company"]) == (None, "none",

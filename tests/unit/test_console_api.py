@@ -268,6 +268,7 @@ async def test_stats_count_the_last_day_of_the_decision_log(console, http, redis
 async def test_explain_is_the_explain_json(console, http):
     body = await get_json(http, console.url + "/explain", params={"number": "+79161234567"})
     assert body["number"] == "+79161234567" and body["crm"]["name"] == HOSTILE
+    assert body["crm"]["extra"] == {"segment": "fleet"}  # the CRM's record as returned
     assert body["decision"]["service"] == "manager"
     assert [(s["kind"], s["target"]) for s in body["decision"]["route"]] == [
         ("manager", "mgr1"), ("supervisor", "sup1"), ("queue", "operators")]

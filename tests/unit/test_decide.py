@@ -115,7 +115,7 @@ ROWS = [
         now=datetime(2025, 3, 3, 21, 30, tzinfo=UTC)),
     Row("3 open claim to its holder", caller(crm_facts=crm(responsible="mgr1", open_claims=1, abc="C")), "context.claim",
         [("manager", "mgr1"), *VIP], Service.MANAGER, 90),
-    Row("3 open claim, no holder: supervisor", caller(crm_facts=crm(most_urgent="claim")), "context.claim", VIP, Service.MANAGER, 90),
+    Row("3 open claim, no holder: supervisor", caller(crm_facts=crm(open_claims=1)), "context.claim", VIP, Service.MANAGER, 90),
     Row("3 delivery today: logistics", caller(crm_facts=crm(delivery_today=True, responsible="mgr1")), "context.delivery_today",
         [("manager", "mgr3"), ("queue", "operators")], Service.MANAGER, 70),
     Row("4 callback after a missed call", caller(hist(HistoryClass.CALLBACK, callback_kind=CallbackKind.MISSED, owner="mgr2")),
@@ -160,6 +160,33 @@ ROWS = [
     Row("1 VIP boost after hours too", caller(crm_facts=crm(abc="B", vip=True)), "hours.after_hours",
         [("playback", "vm-nobodyavail"), ("voicemail", "1000@default")], Service.SELF_SERVICE, 80, now=SUNDAY,
         policy=variant({"vip.boost": 10})),
+    Row("6 blocked A client: defended as C (client_status)", caller(hist(HistoryClass.OLD, owner="mgr1"),
+        crm(status="blocked", abc="A", responsible="mgr1")), "abc.C", [("playback", "demo-thanks"), ("ivr", "main")],
+        Service.SELF_SERVICE, 10, reasons=["client_status"]),
+    Row("6 blocked VIP: the status wins, no VIP floor or boost", caller(crm_facts=crm(status=" Blocked ", abc="B",
+        responsible="mgr1", vip=True)), "abc.C", [("playback", "demo-thanks"), ("ivr", "main")], Service.SELF_SERVICE, 10,
+        policy=variant({"vip.boost": 5}), reasons=["client_status"]),
+    Row("6 blocked without a category: C", caller(crm_facts=crm(status="blocked", responsible="mgr2")), "abc.C",
+        [("playback", "demo-thanks"), ("ivr", "main")], Service.SELF_SERVICE, 10, reasons=["client_status"]),
+    Row("6 a listed status only caps: a C client stays C under `on_hold: B`", caller(crm_facts=crm(status="on_hold",
+        abc="C")), "abc.C", [("playback", "demo-thanks"), ("ivr", "main")], Service.SELF_SERVICE, 10,
+        policy=variant({"client_status": {"on_hold": "B"}}), reasons=["client_status"]),
+    Row("6 a status not listed changes nothing", caller(crm_facts=crm(status="prospect", abc="A", responsible="mgr1")),
+        "abc.A", [("manager", "mgr1"), *VIP], Service.MANAGER, 70),
+    Row("3 a blocked client's open claim still reaches its holder", caller(crm_facts=crm(status="blocked", abc="A",
+        open_claims=1, responsible="mgr1")), "context.claim", [("manager", "mgr1"), *VIP], Service.MANAGER, 90),
+    Row("1 blocked after hours: the C priority", caller(crm_facts=crm(status="blocked", abc="A")), "hours.after_hours",
+        [("playback", "vm-nobodyavail"), ("voicemail", "1000@default")], Service.SELF_SERVICE, 10, now=SUNDAY),
+    Row("7 new to the PBX, open order in the CRM: an active client, to its manager", caller(crm_facts=crm(
+        open_orders=1, responsible="mgr2")), "classes.old", [("manager", "mgr2"), ("queue", "operators")],
+        Service.MANAGER, 40, reasons=["open_business"]),
+    Row("7 open deal in expansion mode: old's priority, not new's", caller(crm_facts=crm(open_deals=2)), "classes.old",
+        OPS, Service.OPERATOR, 30, policy=variant({"strategy.mode": "expansion"}), reasons=["open_business"]),
+    Row("7 open order, history unreachable: old, not unknown", caller(HistoryFacts(status=SourceStatus.UNAVAILABLE),
+        crm(open_orders=1, responsible="mgr1")), "classes.old", [("manager", "mgr1"), ("queue", "operators")],
+        Service.MANAGER, 40, reasons=["open_business"]),
+    Row("7 no open business: still new", caller(crm_facts=crm(responsible="mgr2", open_claims=0)), "classes.new", OPS,
+        Service.OPERATOR, 20),
     Row("7 old client: the holder", caller(hist(HistoryClass.OLD, owner="mgr1")), "classes.old",
         [("manager", "mgr1"), ("queue", "operators")], Service.MANAGER, 40),
     Row("7 seed story six months on: old caller, CRM responsible", caller(hist(HistoryClass.OLD, owner="mgr1"), crm(responsible="mgr2")),
@@ -208,7 +235,7 @@ def test_mixed_chain_and_intro_shift_indexes() -> None:
 
 
 def test_escalation_skipped_when_target_is_the_escalation_person() -> None:
-    d = decide(caller(crm_facts=crm(most_urgent="claim")), POLICY, OPEN)
+    d = decide(caller(crm_facts=crm(open_claims=1)), POLICY, OPEN)
     assert [s.target for s in d.route] == ["sup1", "operators"]
 
 
@@ -346,6 +373,45 @@ def test_vip_reason_says_what_it_changed() -> None:
     assert "abc=A (VIP)" in texts["inputs"]
     assert texts["priority"] == "75 (retention mode, A base 70, boost +0, VIP +5)"
     assert "vip" not in [r.rule for r in decide(caller(crm_facts=crm(abc="C")), POLICY, OPEN).reasons]
+
+
+# --- the CRM's status and open business ------------------------------------------------
+
+
+def test_client_status_reason_says_what_it_changed() -> None:
+    d = decide(caller(crm_facts=crm(status="BLOCKED", abc="A", vip=True)), POLICY, OPEN)
+    texts = {r.rule: r.text for r in d.reasons}
+    assert texts["client_status"] == "CRM status 'blocked': served as C (own category A), VIP flag not applied"
+    assert "vip" not in texts and "abc=C;" in texts["inputs"] and "status 'BLOCKED'" in texts["inputs"]
+    assert texts["priority"] == "10 (retention mode, C base 10, boost +0)"
+    same = decide(caller(crm_facts=crm(status="blocked", abc="C")), POLICY, OPEN)
+    assert {r.rule: r.text for r in same.reasons}["client_status"] == "CRM status 'blocked': served as C (its own category)"
+
+
+def test_open_business_reason_only_when_it_changed_the_segment() -> None:
+    d = decide(caller(crm_facts=crm(open_orders=1, open_deals=2)), POLICY, OPEN)
+    texts = {r.rule: r.text for r in d.reasons}
+    assert texts["open_business"] == "CRM: 1 open order, 2 open deals: an active client, served as old, not new"
+    assert texts["classes.old"].startswith("known caller (CRM: 1 open order, 2 open deals; history class new)")
+    assert "open orders 1, open deals 2" in texts["inputs"]
+    for profile in (caller(hist(HistoryClass.OLD), crm(open_orders=1)), caller(crm_facts=crm(open_orders=1, abc="B"))):
+        assert "open_business" not in [r.rule for r in decide(profile, POLICY, OPEN).reasons]
+
+
+@pytest.mark.parametrize(("statuses", "key", "reason"), [
+    ({"blocked": "D"}, "client_status.blocked", "Input should be 'A', 'B' or 'C'"),
+    ({"blocked": "C", "Blocked ": "B"}, "client_status", "'Blocked ' is listed twice"),
+    ({" ": "C"}, "client_status", "a blank status"),
+])
+def test_client_status_is_validated(statuses: dict[str, str], key: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        variant({"client_status": statuses})
+    assert err.value.key == key and reason in err.value.reason, err.value
+
+
+def test_client_status_names_are_compared_without_case() -> None:
+    assert variant({"client_status": {" On Hold ": "B"}}).client_status == {"on hold": "B"}
+    assert POLICY.client_status == {"blocked": "C"}
 
 
 def test_vip_serve_as_is_validated() -> None:

@@ -88,11 +88,12 @@ history = st.builds(
 record = st.builds(
     CrmRecord,
     client_id=st.text(max_size=4),
-    status=st.text(max_size=12),
+    status=st.sampled_from(["", "active", "blocked", " Blocked ", "prospect"]) | st.text(max_size=12),
     abc=abc,
     responsible=ids,
+    open_deals=st.integers(-2, 5),
+    open_orders=st.integers(-2, 5),
     open_claims=st.integers(-2, 5),
-    most_urgent=st.none() | st.sampled_from(["claim", "order", "deal", "?"]),
     delivery_today=st.booleans(),
     vip=st.booleans(),
 )
@@ -206,8 +207,39 @@ def test_a_vip_is_decided_as_an_a_client(profile: CallerProfile, rec: CrmRecord,
     """Shipped `vip: {serve_as: A, boost: 0}`: the CRM's VIP flag makes any client an A
     client, to the route, the service and the priority."""
     p = POLICIES[name]
-    vip = replace(profile, crm=replace(profile.crm, record=replace(rec, vip=True)))
-    as_a = replace(profile, crm=replace(profile.crm, record=replace(rec, vip=False, abc="A")))
+    vip = replace(profile, crm=replace(profile.crm, record=replace(rec, vip=True, status="active")))
+    as_a = replace(profile, crm=replace(profile.crm, record=replace(rec, vip=False, abc="A", status="active")))
     d, a = decide(vip, p, now), decide(as_a, p, now)
     assert (d.route, d.service, d.priority) == (a.route, a.service, a.priority), explain(d)
     assert "vip" in [r.rule for r in d.reasons]
+
+
+@FAST
+@given(profile=profiles, rec=record, now=times, name=policies)
+def test_a_blocked_client_is_decided_as_a_c_client(profile: CallerProfile, rec: CrmRecord, now: datetime,
+                                                   name: str) -> None:
+    """Shipped `client_status: {blocked: C}`: whatever its category or VIP flag, a blocked
+    client is a C client, to the route, the service and the priority."""
+    p = POLICIES[name]
+    blocked = replace(profile, crm=replace(profile.crm, record=replace(rec, status=" Blocked ")))
+    as_c = replace(profile, crm=replace(profile.crm, record=replace(rec, status="active", vip=False, abc="C")))
+    d, c = decide(blocked, p, now), decide(as_c, p, now)
+    assert (d.route, d.service, d.priority) == (c.route, c.service, c.priority), explain(d)
+    assert "client_status" in [r.rule for r in d.reasons] and "vip" not in [r.rule for r in d.reasons]
+
+
+@FAST
+@given(profile=profiles, rec=record, now=times, name=policies, orders=st.integers(0, 3), deals=st.integers(0, 3))
+def test_open_business_makes_a_new_caller_old(profile: CallerProfile, rec: CrmRecord, now: datetime, name: str,
+                                              orders: int, deals: int) -> None:
+    """A caller the PBX's history has not seen, with open orders or deals in the CRM, is
+    decided as the same caller known to history as `old`."""
+    p = POLICIES[name]
+    profile = replace(profile, number="+79161234567")  # a CRM record means a caller with a number
+    active = replace(rec, open_orders=orders, open_deals=deals or (0 if orders else 1))
+    new = replace(profile, history=HistoryFacts(SourceStatus.OK, HistoryClass.NEW),
+                  crm=replace(profile.crm, record=active))
+    old = replace(profile, history=HistoryFacts(SourceStatus.OK, HistoryClass.OLD),
+                  crm=replace(profile.crm, record=replace(rec, open_orders=0, open_deals=0)))
+    d, o = decide(new, p, now), decide(old, p, now)
+    assert (d.route, d.service, d.priority) == (o.route, o.service, o.priority), explain(d)

@@ -33,8 +33,8 @@ FULL = CallerProfile(
     number="+79161234567",
     history=HistoryFacts(SourceStatus.OK, HistoryClass.CALLBACK, CallbackKind.AFTER_TALK, True, "mgr3",
                          datetime(2026, 6, 15, 9, 30, 5, 120000, tzinfo=UTC)),
-    crm=CrmFacts(SourceStatus.OK, CrmRecord("C-1", "ООО «Ромашка»", "active", "A", "mgr1", 1, 2, 3, "claim",
-                                            True, True, {"city": "Москва"}), "fine"),
+    crm=CrmFacts(SourceStatus.OK, CrmRecord("C-1", "ООО «Ромашка»", "active", "A", "mgr1", 1, 2, 3, True, True),
+                 "fine"),
     environment=EnvironmentFacts("RU", "Moscow", "Europe/Moscow", "MTS", 3.0,
                                  LegalEntity("Holding", "mgr2", "B", "h", "Parent", "p"), "numbering_plan"),
 )
@@ -50,8 +50,8 @@ PROFILES = st.builds(
                       st.none() | st.sampled_from(CallbackKind), st.none() | st.booleans(), OPT, WHEN),
     crm=st.builds(CrmFacts, st.sampled_from(SourceStatus),
                   st.none() | st.builds(CrmRecord, TEXT, TEXT, TEXT, OPT, OPT, st.integers(0, 10**6),
-                                        st.integers(0, 99), st.integers(0, 99), OPT, st.booleans(),
-                                        st.booleans(), st.dictionaries(TEXT, TEXT, max_size=3)),
+                                        st.integers(0, 99), st.integers(0, 99), st.booleans(),
+                                        st.booleans()),
                   TEXT),
     environment=st.builds(EnvironmentFacts, OPT, OPT, OPT, OPT,
                           st.none() | st.floats(-14, 14) | st.integers(-14, 14),
@@ -103,11 +103,30 @@ def test_decision_log_entry_masks_the_profile_number_like_the_entry() -> None:
     assert withheld.number is None  # decide's "unidentified" stays unidentified
 
 
+def test_the_crm_extra_is_left_out_and_older_keys_decide_does_not_read_are_ignored() -> None:
+    """decide is not given the CRM's free-form `extra`: the log does not keep it (nor a
+    client's notes), and entries written when it was kept, with `most_urgent`, still read."""
+    rec = CrmRecord("C-1008", status="blocked", abc="C", extra={"note": "payment overdue"})
+    profile = CallerProfile("+79161112200", crm=CrmFacts(SourceStatus.OK, rec))
+    text = profile_to_json(profile)
+    assert "extra" not in json.loads(text)["crm"]["record"] and "payment overdue" not in text
+    assert profile_from_json(text).crm.record == CrmRecord("C-1008", status="blocked", abc="C")
+    older = ('{"v": 1, "crm": {"status": "ok", "record": {"client_id": "C-1", "open_claims": 1, '
+             '"most_urgent": "claim", "extra": {"note": "x"}}}}')
+    assert profile_from_json(older).crm.record == CrmRecord("C-1", open_claims=1)
+
+
 def test_the_call_that_taught_the_owner_is_left_out() -> None:
     """decide reads the owner, not the call: a learned call with its talk chain is not kept."""
     from datetime import UTC, datetime
 
-    from ari_app.core.models import CallerProfile, Contact, Direction, HistoryFacts, Talk
+    from ari_app.core.models import (
+        CallerProfile,
+        Contact,
+        Direction,
+        HistoryFacts,
+        Talk,
+    )
     from ari_app.record.profile_json import profile_from_json, profile_to_json
 
     taught = Contact(datetime(2026, 12, 7, 9, tzinfo=UTC), Direction.INBOUND, True, "mgr2", 220,
