@@ -16,16 +16,27 @@ Why not panoramisk.fast_agi: its handler reads the environment with an unbounded
   past that point, the new connection is refused;
 - the port is bound exclusively: a second instance fails to start instead of sharing it;
 - admission control (core/admission.py): over a bound, a new session skips the route and
-  answers at once with the operators' queue and a priority computed without I/O
-  (CASELINE_STATUS "shed": two SET VARIABLE round trips instead of eleven).
+  answers at once with the operators' queue and a priority computed without I/O (status
+  "shed", in the same one command as a decision);
+- once the environment is read, the whole session (decision and answer) must end within
+  `session_timeout`: a stalled peer or a stuck write cannot keep it. The dialplan bounds
+  its side too (TIMEOUT(absolute) around AGI, dialplan/caseline-agi.conf).
+
+Scripts: `route` answers with the whole route in ONE `SET VARIABLE CASELINE_ROUTE`
+(core/route_program.py: why one variable); `callback` files the caller's callback request
+when the dialplan reaches a callback step (CASELINE_FILED: the request's id, "" if none).
+Every decision is handed to `calls` (record/agi_calls.py), which writes it to the decision
+log with its outcome once the call's CDRs arrive.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Protocol
 
 from agi.protocol import (
     MAX_LINE_BYTES,
@@ -42,15 +53,17 @@ from agi.protocol import (
     script_name,
 )
 from agi.variables import (
-    decision_variables,
-    fallback_variables,
+    fallback_program,
+    route_command,
     sanitize_call_id,
     sanitize_caller_id,
+    sanitize_trail,
     set_variable_command,
-    shed_variables,
+    shed_program,
 )
 from ari_app.core.admission import ShedTarget
 from ari_app.core.models import CallerProfile, Decision
+from ari_app.core.route_program import RouteProgram, compile_route
 from ari_app.ops.listen import PortInUse, is_port_in_use
 
 if TYPE_CHECKING:
@@ -61,8 +74,21 @@ log = logging.getLogger("caseline.agi")
 Route = Callable[[str | None, str], Awaitable[tuple[CallerProfile, Decision]]]
 EndpointOf = Callable[[str], str | None]
 Shed = Callable[[str | None], ShedTarget | None]  # as stasis/shed.py: None admits the call
+# (profile, decision) -> the program the dialplan walks; the default knows endpoints only
+Compile = Callable[[CallerProfile, Decision], RouteProgram]
+
+
+class Calls(Protocol):
+    """What happens to each decided call (record/agi_calls.py)."""
+
+    def decided(self, call_id: str, started: datetime, profile: CallerProfile,
+                decision: Decision, program: RouteProgram, decide_ms: float) -> None: ...
+
+    async def file_callback(self, call_id: str, trail: str) -> str: ...
+
 
 ROUTE_SCRIPT = "route"
+CALLBACK_SCRIPT = "callback"
 MAX_SESSIONS = 256
 
 
@@ -72,10 +98,17 @@ class AgiServer:
     def __init__(self, route: Route, endpoint_of: EndpointOf, host: str = "127.0.0.1",
                  port: int = 4573, *, metrics: Metrics | None = None,
                  route_timeout: float = 2.0, header_timeout: float = 5.0,
-                 command_timeout: float = 2.0, max_sessions: int = MAX_SESSIONS,
-                 shed: Shed | None = None) -> None:
+                 command_timeout: float = 2.0, session_timeout: float = 2.5,
+                 max_sessions: int = MAX_SESSIONS, shed: Shed | None = None,
+                 compile: Compile | None = None, calls: Calls | None = None) -> None:
         self._route = route
         self._endpoint_of = endpoint_of
+        self._compile = compile or (lambda profile, decision: compile_route(
+            decision, profile, endpoint_of=endpoint_of))
+        self._calls = calls
+        # below the dialplan's own deadline (CASELINE_AGI_DEADLINE, 3 s): Caseline answers
+        # (with the operators, at worst) before Asterisk gives up on it
+        self.session_timeout = session_timeout
         self.host = host
         self._port = port
         self._metrics = metrics
@@ -201,44 +234,71 @@ class AgiServer:
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> str:
         headers = await self._read_headers(reader)
         self._waiting.pop(asyncio.current_task(), None)  # a real session now: never evicted
+        async with asyncio.timeout(self.session_timeout):
+            return await self._serve(reader, writer, headers)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     headers: dict[str, str]) -> str:
         script = script_name(headers)
+        call_id = sanitize_call_id(headers.get("agi_uniqueid")) or f"agi-{uuid.uuid4().hex}"
+        if script == CALLBACK_SCRIPT:
+            filed = await self._file_callback(call_id, sanitize_trail(headers.get("agi_arg_1")))
+            await self._command(reader, writer, set_variable_command("CASELINE_FILED", filed))
+            return "callback"
         if script != ROUTE_SCRIPT:
             log.warning("FastAGI: unknown script requested")
             await self._command(reader, writer, set_variable_command("CASELINE_STATUS", "unknown_script"))
             return "unknown_script"
         caller = sanitize_caller_id(headers.get("agi_callerid"))
-        call_id = sanitize_call_id(headers.get("agi_uniqueid")) or f"agi-{uuid.uuid4().hex}"
         target = self._shed(caller) if self._shed is not None else None
         if target is not None:
-            await self._answer(reader, writer, shed_variables(target))
+            await self._command(reader, writer, route_command(shed_program(target)))
             return "shed"
         self.routing += 1
         try:
-            variables, result = await self._decide(caller, call_id)
-            await self._answer(reader, writer, variables)
+            program, result = await self._decide(caller, call_id)
+            await self._command(reader, writer, route_command(program))
         finally:
             self.routing -= 1
         return result
 
-    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                      variables: dict[str, str]) -> None:
-        for name, value in variables.items():
-            await self._command(reader, writer, set_variable_command(name, value))
-
-    async def _decide(self, caller: str | None, call_id: str) -> tuple[dict[str, str], str]:
+    async def _decide(self, caller: str | None, call_id: str) -> tuple[RouteProgram, str]:
+        started, clock = datetime.now(UTC), time.perf_counter()
         try:
             async with asyncio.timeout(self.route_timeout):
                 profile, decision = await self._route(caller, call_id)
-            return decision_variables(profile, decision, self._endpoint_of), "ok"
+            program = self._compile(profile, decision)
+            route_command(program)  # a value outside the whitelist is a bug: fall back now
         except TimeoutError:
             reason = "agi_route_timeout"
             log.warning("FastAGI: no decision within %.1f s for call %s: fallback", self.route_timeout, call_id)
-        except Exception:  # a bug in route() or endpoint_of(): the caller still gets operators
+        except Exception:  # a bug in route() or compile(): the caller still gets operators
             reason = "agi_route_error"
             log.exception("FastAGI: decision failed for call %s: fallback", call_id)
+        else:
+            if self._calls is not None:
+                try:
+                    self._calls.decided(call_id, started, profile, decision, program,
+                                        (time.perf_counter() - clock) * 1000)
+                except Exception:  # the decision log must never cost the call its route
+                    log.exception("FastAGI: could not keep the decision of call %s", call_id)
+            return program, "ok"
         if self._metrics is not None:
             self._metrics.fallback(reason)
-        return fallback_variables(), "fallback"
+        return fallback_program(), "fallback"
+
+    async def _file_callback(self, call_id: str, trail: str) -> str:
+        """The request's id; "" when nothing could be filed (the dialplan: operators)."""
+        if self._calls is None:
+            return ""
+        try:
+            async with asyncio.timeout(self.route_timeout):
+                return await self._calls.file_callback(call_id, trail)
+        except TimeoutError:
+            log.warning("FastAGI: callback request of call %s not filed in time", call_id)
+        except Exception:
+            log.exception("FastAGI: callback request of call %s failed", call_id)
+        return ""
 
     async def _read_headers(self, reader: asyncio.StreamReader) -> dict[str, str]:
         parser = HeaderParser()

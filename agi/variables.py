@@ -1,51 +1,69 @@
-"""What the FastAGI front writes into the channel: CASELINE_* variables from a decision.
+"""What the FastAGI front writes into the channel, and what it reads from Asterisk's headers.
 
-The dialplan interpolates these values into application arguments (`Dial(${CASELINE_TARGET},...)`),
-so every value is reduced to a small whitelist before it leaves Python: no quotes,
-backslashes, commas, `$`, braces or brackets can reach Asterisk's parser.
+A route session answers with ONE command, `SET VARIABLE CASELINE_ROUTE "<route>"`: the
+whole route in the compact form of core/route_program.py, which dialplan/caseline-agi.conf
+walks. The dialplan interpolates these values into application arguments, so every value is
+checked against a whitelist before it leaves Python: no quotes, backslashes, commas, `$`,
+braces, brackets or spaces can reach Asterisk's parser. A value outside its whitelist is a
+bug; it raises instead of being sent.
 """
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
 from ari_app.core.admission import ShedTarget
-from ari_app.core.dialplan import DEFAULT_QUEUE
-from ari_app.core.models import TERMINAL_KINDS, CallerProfile, Decision, StepKind
+from ari_app.core.route_program import MAX_ROUTE_BYTES, RouteProgram, operators
 
-MAX_VALUE = 200
 MAX_CALLER_ID = 64
-FALLBACK_QUEUE = DEFAULT_QUEUE
+MAX_TRAIL = 240  # the walker's trail, as the CDR's userfield keeps it (core/route_trail.py)
 
-_UNSAFE_RE = re.compile(r"[^A-Za-z0-9_+:|./@ -]", re.ASCII)
-_ENDPOINT_RE = re.compile(r"PJSIP/[A-Za-z0-9_-]{1,64}", re.ASCII)
-_SOUND_RE = re.compile(r"[a-z0-9_-]{1,64}(?:/[a-z0-9_-]{1,64}){0,3}", re.ASCII)
+# name -> the values it may carry
+_VALUES = {
+    "CASELINE_ROUTE": re.compile(r"[A-Za-z0-9_:|/=.*#@-]{1,%d}" % MAX_ROUTE_BYTES, re.ASCII),
+    "CASELINE_FILED": re.compile(r"[A-Za-z0-9_-]{0,32}", re.ASCII),  # a callback request's id
+    "CASELINE_STATUS": re.compile(r"[a-z_]{1,32}", re.ASCII),  # unknown_script
+}
+NAMES = tuple(_VALUES)
 _CALLER_ID_RE = re.compile(r"[A-Za-z0-9+*#() .-]{1,64}", re.ASCII)
 _CALL_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}", re.ASCII)
-
-# Fixed order; CASELINE_STATUS is written last so a session cut half-way reads as failed.
-NAMES = (
-    "CASELINE_CLASS", "CASELINE_CALLBACK_KIND", "CASELINE_OWNER", "CASELINE_SERVICE",
-    "CASELINE_PRIORITY", "CASELINE_TARGET", "CASELINE_RING_TIMEOUT", "CASELINE_ROUTE",
-    "CASELINE_QUEUE", "CASELINE_PLAYBACK", "CASELINE_STATUS",
-)
+_TRAIL_RE = re.compile(r"[0-9a-z=*#.]{0,%d}" % MAX_TRAIL, re.ASCII)
 
 
-def clean(value: object, limit: int = MAX_VALUE) -> str:
-    """A value safe inside `SET VARIABLE NAME "value"` and in dialplan arguments.
+def set_variable_command(name: str, value: str) -> str:
+    """`SET VARIABLE NAME "value"`; ValueError for a name or value outside the whitelist.
 
-    >>> clean('mgr1", ${EVIL}[x]\\n')
-    'mgr1 EVILx'
+    >>> set_variable_command("CASELINE_ROUTE", "ok:20::1|q:operators")
+    'SET VARIABLE CASELINE_ROUTE "ok:20::1|q:operators"'
     """
-    text = "" if value is None else str(value)
-    return _UNSAFE_RE.sub("", text[: limit * 4])[:limit].strip()
-
-
-def set_variable_command(name: str, value: object) -> str:
-    """`SET VARIABLE NAME "value"` with the value cleaned (names are our constants)."""
-    if name not in NAMES:
+    allowed = _VALUES.get(name)
+    if allowed is None:
         raise ValueError(f"not a Caseline variable: {name}")
-    return f'SET VARIABLE {name} "{clean(value)}"'
+    if not isinstance(value, str) or not allowed.fullmatch(value):
+        raise ValueError(f"{name}: value outside its character set")
+    return f'SET VARIABLE {name} "{value}"'
+
+
+def route_command(program: RouteProgram) -> str:
+    return set_variable_command("CASELINE_ROUTE", program.encode())
+
+
+def shed_program(target: ShedTarget) -> RouteProgram:
+    """Admission control shed the session: the operators' queue at a priority computed without
+    I/O, in the same one command as a decision.
+
+    >>> shed_program(ShedTarget(70, "operators")).encode()
+    'shed:70::1|q:operators'
+    """
+    return operators("shed", target.priority, target.queue)
+
+
+def fallback_program() -> RouteProgram:
+    """No decision could be made: the operators, normal priority.
+
+    >>> fallback_program().encode()
+    'fallback:0::1|q:operators'
+    """
+    return operators("fallback", 0)
 
 
 def sanitize_caller_id(raw: str | None) -> str | None:
@@ -68,82 +86,6 @@ def sanitize_call_id(raw: str | None) -> str | None:
     return raw
 
 
-def compact_route(decision: Decision, limit: int = MAX_VALUE) -> str:
-    """"manager:mgr1:20|supervisor:sup1:15|queue:operators", cut at a step boundary."""
-    parts: list[str] = []
-    size = 0
-    for step in decision.route:
-        part = f"{step.kind.value}:{clean(step.target, 64)}"
-        if step.ring_timeout_s:
-            part += f":{int(step.ring_timeout_s)}"
-        if size + len(part) + (1 if parts else 0) > limit:
-            break
-        size += len(part) + (1 if parts else 0)
-        parts.append(part)
-    return "|".join(parts)
-
-
-def decision_variables(profile: CallerProfile, decision: Decision,
-                       endpoint_of: Callable[[str], str | None]) -> dict[str, str]:
-    """All CASELINE_* values for a decision (status "ok").
-
-    TARGET is the first person to ring before any terminal step; a target that is not a
-    plain `PJSIP/<name>` endpoint is dropped (the dialplan then goes to operators).
-    """
-    target, ring_timeout, queue, playback = "", "", "", ""
-    for step in decision.route:
-        if step.kind in (StepKind.MANAGER, StepKind.SUPERVISOR) and not target:
-            endpoint = endpoint_of(step.target)
-            if endpoint and _ENDPOINT_RE.fullmatch(endpoint):
-                target, ring_timeout = endpoint, str(max(1, min(int(step.ring_timeout_s or 20), 300)))
-        elif step.kind is StepKind.PLAYBACK and not playback and _SOUND_RE.fullmatch(step.target):
-            playback = step.target
-        elif step.kind is StepKind.QUEUE and not queue:
-            queue = step.target
-        if step.kind in TERMINAL_KINDS:
-            break
-    history = profile.history
-    values = {
-        "CASELINE_CLASS": history.cls.value,
-        "CASELINE_CALLBACK_KIND": history.callback_kind.value if history.callback_kind else "",
-        "CASELINE_OWNER": profile.case_holder or "",
-        "CASELINE_SERVICE": decision.service.value,
-        "CASELINE_PRIORITY": str(max(0, int(decision.priority))),
-        "CASELINE_TARGET": target,
-        "CASELINE_RING_TIMEOUT": ring_timeout,
-        "CASELINE_ROUTE": compact_route(decision),
-        "CASELINE_QUEUE": queue,
-        "CASELINE_PLAYBACK": playback,
-        "CASELINE_STATUS": "ok",
-    }
-    return {name: clean(values[name]) for name in NAMES}
-
-
-def shed_variables(target: ShedTarget) -> dict[str, str]:
-    """A session shed by admission control: only what `[operators]` reads, status last. The
-    dialplan cleared CASELINE_STATUS and CASELINE_TARGET; an empty service means operators;
-    CASELINE_QUEUE only when it is not the dialplan's default queue.
-
-    >>> shed_variables(ShedTarget(70, "operators"))
-    {'CASELINE_PRIORITY': '70', 'CASELINE_STATUS': 'shed'}
-    >>> shed_variables(ShedTarget(20, "benchq"))
-    {'CASELINE_PRIORITY': '20', 'CASELINE_QUEUE': 'benchq', 'CASELINE_STATUS': 'shed'}
-    """
-    values = {"CASELINE_PRIORITY": str(max(0, int(target.priority)))}
-    if target.queue != FALLBACK_QUEUE:
-        values["CASELINE_QUEUE"] = clean(target.queue)
-    values["CASELINE_STATUS"] = "shed"
-    return values
-
-
-def fallback_variables() -> dict[str, str]:
-    """What the channel gets when no decision could be made: operators, normal priority."""
-    values = dict.fromkeys(NAMES, "")
-    values.update({
-        "CASELINE_SERVICE": "operator",
-        "CASELINE_PRIORITY": "0",
-        "CASELINE_ROUTE": f"queue:{FALLBACK_QUEUE}",
-        "CASELINE_QUEUE": FALLBACK_QUEUE,
-        "CASELINE_STATUS": "fallback",
-    })
-    return values
+def sanitize_trail(raw: str | None) -> str:
+    """The walker's trail passed as `agi_arg_1` (a callback request's reason), or ""."""
+    return raw if raw is not None and _TRAIL_RE.fullmatch(raw) else ""
