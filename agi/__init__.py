@@ -1,4 +1,4 @@
-"""FastAGI front: plain-dialplan sites get Caseline's decision as CASELINE_* channel variables."""
+"""FastAGI front: plain-dialplan and FreePBX sites get Caseline's whole route in one variable."""
 from agi.protocol import (
     AgiConnectionClosed,
     AgiDeadChannel,

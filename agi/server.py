@@ -1,4 +1,4 @@
-"""The FastAGI front: the same decision as the ARI app, written into channel variables.
+"""The FastAGI front: the same decision as the ARI app, the whole route in one channel variable.
 
 Why not panoramisk.fast_agi: its handler reads the environment with an unbounded loop
 (EOF before the blank line spins forever), has no timeouts, and swallows BaseException

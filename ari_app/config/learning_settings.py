@@ -8,7 +8,11 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from ari_app.core.dialplan import (
+    AGI_ASK_CONTEXT,
     AGI_CONTEXT,
+    AGI_END_CONTEXT,
+    FREEPBX_CONTEXT,
+    FREEPBX_INBOUND_CONTEXTS,
     INBOUND_CONTEXT,
     OPERATORS_CONTEXT,
     PEOPLE_CONTEXT,
@@ -23,8 +27,10 @@ class LearningSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # contexts where a call from outside is handled: its CDRs are inbound calls of a client
-    inbound_contexts: tuple[Context, ...] = (INBOUND_CONTEXT, ROUTE_CONTEXT, OPERATORS_CONTEXT,
-                                             AGI_CONTEXT, VOICEMAIL_CONTEXT)
+    # (a CDR names the context of a hangup handler that ran in it: the FastAGI walker's)
+    inbound_contexts: tuple[Context, ...] = (
+        INBOUND_CONTEXT, ROUTE_CONTEXT, OPERATORS_CONTEXT, AGI_CONTEXT, AGI_ASK_CONTEXT,
+        AGI_END_CONTEXT, VOICEMAIL_CONTEXT, FREEPBX_CONTEXT, *FREEPBX_INBOUND_CONTEXTS)
     # contexts our people's phones dial from: a call from there to a number outside is outbound
     people_contexts: tuple[Context, ...] = (PEOPLE_CONTEXT,)
     # a talk shorter than this makes nobody the case holder (a wrong number, "hold on")

@@ -31,6 +31,7 @@ import re
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from ari_app.core import dialplan
 from ari_app.core.decide import route_for_target
@@ -77,7 +78,7 @@ class ProgramStep:
     menu: Menu | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RouteProgram:
     status: str  # ok | fallback (no decision) | shed (admission control)
     priority: int
@@ -86,6 +87,10 @@ class RouteProgram:
     busy_check: bool = True  # skip a person whose phone is in use (one call per person)
 
     def encode(self) -> str:
+        return self._text
+
+    @cached_property
+    def _text(self) -> str:  # measured once: compile_route checks the size, the server sends it
         head = f"{self.status}:{max(0, min(100, int(self.priority)))}:{self.moh}:{int(self.busy_check)}"
         return "|".join([head, *(_encode(step) for step in self.steps)])
 

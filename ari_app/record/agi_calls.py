@@ -17,6 +17,7 @@ ever lost from the log.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -59,6 +60,7 @@ class AgiCalls:
     clock: Callable[[], float] = time.monotonic
     open: dict[str, _Decided] = field(default_factory=dict)  # call id -> decision, oldest first
     _expired: list[tuple[str, _Decided]] = field(default_factory=list)
+    _writing: asyncio.Task[None] | None = None  # writes the expired ones, off the call's path
 
     def decided(self, call_id: str, started: datetime, profile: CallerProfile,
                 decision: Decision, program: RouteProgram, decide_ms: float) -> None:
@@ -71,6 +73,9 @@ class AgiCalls:
             self._expired.append((oldest, self.open.pop(oldest)))
         self.open.pop(call_id, None)
         self.open[call_id] = _Decided(started, profile, decision, program, decide_ms, now)
+        if self._expired and (self._writing is None or self._writing.done()):
+            self._writing = asyncio.get_running_loop().create_task(
+                self._write_expired(), name="agi-decisions-expired")
 
     async def file_callback(self, call_id: str, trail: str) -> str:
         """File the caller's request when the dialplan reaches a callback step: the request's
@@ -103,12 +108,17 @@ class AgiCalls:
         ours = [r.userfield for r in rows if r.userfield.startswith(USERFIELD_PREFIX)]
         parsed = parse_userfield(max(ours, key=len)) if ours else None  # the trail only grows
         outcome = outcome_of(kept.program, parsed[1], kept.callback_id) if parsed else Outcome()
+        if parsed and outcome.result is OutcomeResult.UNKNOWN:
+            # the walker notes every end but one: the caller leaving before any step ended
+            outcome.result = OutcomeResult.CALLER_HUNG_UP
         if outcome.answered_by:
             outcome.talk_s = _talk_s(kept.program, outcome.answered_by, rows)
         await self._record(call_id, kept, outcome)
 
     async def close(self) -> None:
         """At shutdown: every decision still waiting goes to the log (outcome unknown)."""
+        if self._writing is not None:
+            await asyncio.gather(self._writing, return_exceptions=True)
         self._expired.extend(self.open.items())
         self.open.clear()
         await self._write_expired()
@@ -119,9 +129,13 @@ class AgiCalls:
             await self._record(call_id, kept, Outcome(OutcomeResult.UNKNOWN))
 
     async def _record(self, call_id: str, kept: _Decided, outcome: Outcome) -> None:
-        if self.recorder is not None:
+        if self.recorder is None:
+            return
+        try:
             await self.recorder.record(call_id, kept.started, kept.profile, kept.decision,
                                        outcome, kept.decide_ms)
+        except Exception:  # one entry lost, not the others (Redis errors wait in pending writes)
+            log.exception("could not log the decision of call %s", call_id)
 
 
 def _reason(kept: _Decided, trail: str) -> str:

@@ -1,11 +1,12 @@
 """End to end through the FastAGI front: SIPp call to 9100 -> [caseline-agi] -> AGI(route)
--> our AgiServer -> CASELINE_* variables -> Dial / operators' queue.
+-> our AgiServer -> one CASELINE_ROUTE -> the walker's Dial / operators' queue.
 
 The AGI server runs in this test process on 127.0.0.1:4573 (the address in
 dialplan/caseline-agi.conf) with a stub route(), so these tests check the FastAGI server,
 the wire format against a real Asterisk 22, and dialplan/caseline-agi.conf; the real
-decision core is covered by its own tests. What happened is read from SIPp's logs and
-Asterisk's CDRs, never from our own logs.
+decision core is covered by its own tests (and, with `caseline run`, by
+test_agi_route_lab.py). What happened is read from SIPp's logs and Asterisk's CDRs (the
+walker's trail in the userfield, core/route_trail.py), never from our own logs.
 
 Needs: [inbound] sends 9100 to [caseline-agi] (`exten => 9100,1,Goto(caseline-agi,s,1)`),
 and nothing else listening on 127.0.0.1:4573 (no `caseline run` with FastAGI enabled).
@@ -13,6 +14,7 @@ and nothing else listening on 127.0.0.1:4573 (no `caseline run` with FastAGI ena
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import socket
 import time
@@ -114,6 +116,26 @@ def userfields(asterisk, number: str) -> list[str]:
     return [row[USERFIELD] for row in asterisk.cdr_rows(number) if len(row) > USERFIELD]
 
 
+@contextlib.asynccontextmanager
+async def answering(route: str) -> AsyncIterator[None]:
+    """A FastAGI server on the dialplan's port that answers every session with `route`, as
+    is: what our server never sends (its values are whitelisted)."""
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while (await reader.readline()).strip():
+            pass  # the environment
+        writer.write(f'SET VARIABLE CASELINE_ROUTE "{route}"\n'.encode())
+        await writer.drain()
+        await reader.readline()  # 200 result=1
+        writer.close()
+
+    server = await asyncio.start_server(answer, AGI_HOST, AGI_PORT)
+    try:
+        yield
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
 async def cdr_userfield(asterisk, number: str, expected: str) -> None:
     """Until Asterisk has written the call's CDR with `expected` as its userfield."""
     def written() -> None:
@@ -140,7 +162,7 @@ async def test_caller_goes_straight_to_the_case_holder(asterisk, front, phones, 
         rows = asterisk.cdr_rows(number)
         assert any(row[7] == "Dial" and row[8].startswith("PJSIP/mgr1,10") for row in rows), rows
         assert any(row[16] == call_id for row in rows)  # agi_uniqueid is the channel's uniqueid
-        assert "caseline-agi:ok" in userfields(asterisk, number)
+        assert "caseline-agi:ok:0a." in userfields(asterisk, number)  # step 0 answered
 
     await eventually(cdr_written)
     assert front.sessions("ok") == 1
@@ -157,7 +179,7 @@ async def test_busy_manager_steps_down_to_the_operators(asterisk, front, phones,
     assert events == [(number, "answered"), (number, "hung_up")]
     assert "busy" in phones["mgr1"].calls_from(number)
     assert len(set(answered_by(phones, number)) & set(OPERATORS)) == 1
-    await cdr_userfield(asterisk, number, "caseline-agi:ok:fallback:manager_busy")
+    await cdr_userfield(asterisk, number, "caseline-agi:ok:0b.1q.")  # busy, then the queue
 
 
 async def test_slow_decision_falls_back_to_the_operators_within_the_bound(asterisk, front, phones, tmp_path):
@@ -171,7 +193,7 @@ async def test_slow_decision_falls_back_to_the_operators_within_the_bound(asteri
     await run.wait(timeout=30)
 
     assert elapsed < 6, f"operators answered after {elapsed:.1f} s"  # 2 s bound + SIP set-up
-    await cdr_userfield(asterisk, number, "caseline-agi:fallback")
+    await cdr_userfield(asterisk, number, "caseline-agi:fallback:0q.")
     assert front.sessions("fallback") == 1
 
 
@@ -187,22 +209,21 @@ async def test_without_the_agi_server_calls_still_reach_the_operators(asterisk, 
 
     assert events == [(number, "answered"), (number, "hung_up")]
     assert elapsed < 4, f"operators answered after {elapsed:.1f} s"  # refused connect fails at once
-    await cdr_userfield(asterisk, number, "caseline-agi:none:fallback:agi_failed")
+    await cdr_userfield(asterisk, number, "caseline-agi:agi_failed:o.")
 
 
-async def test_dialplan_refuses_a_target_outside_its_whitelist(asterisk, front, phones, tmp_path):
-    # The server lets "PJSIP/MGR1" through (a plain endpoint name); the dialplan only dials
-    # PJSIP/<lowercase letters and digits>, so the call must go to the operators undialled.
-    await front.start(StubRoute(manager_first("mgr1")), endpoints={"mgr1": "PJSIP/MGR1"})
-    start_phones(phones, tmp_path, mgr1="answer", op1="answer", op2="answer")
+async def test_dialplan_dials_nothing_outside_its_character_set(asterisk, front, phones, tmp_path):
+    # Our server never sends this (it whitelists every value): a dial string ringing two
+    # phones. The walker's REGEX takes it for no endpoint: unavailable, then the queue.
+    start_phones(phones, tmp_path, mgr1="answer", mgr2="answer", op1="answer", op2="answer")
     number = new_number()
+    async with answering("ok:5::1|m:PJSIP/mgr1&PJSIP/mgr2:10:1:1:1|q:operators"):
+        run = await sipp.place_calls(tmp_path, [number], hold_ms=3000, service=SERVICE)
+        await run.wait(timeout=30)
 
-    run = await sipp.place_calls(tmp_path, [number], hold_ms=3000, service=SERVICE)
-    await run.wait(timeout=30)
-
-    assert phones["mgr1"].calls_from(number) == []
+    assert phones["mgr1"].calls_from(number) == [] and phones["mgr2"].calls_from(number) == []
     assert len(set(answered_by(phones, number)) & set(OPERATORS)) == 1
-    await cdr_userfield(asterisk, number, "caseline-agi:ok:fallback:invalid_target")
+    await cdr_userfield(asterisk, number, "caseline-agi:ok:0u.1q.")
 
 
 async def test_caller_hanging_up_while_the_manager_rings_stops_everything(asterisk, front, phones, tmp_path):

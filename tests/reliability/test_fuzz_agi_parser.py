@@ -35,7 +35,6 @@ from agi.protocol import (
 )
 from agi.server import AgiServer
 from agi.variables import (
-    clean,
     sanitize_call_id,
     sanitize_caller_id,
     set_variable_command,
@@ -167,14 +166,16 @@ def test_pathological_response_lines_are_fast() -> None:
 
 
 @FUZZ
-@given(st.text(max_size=500) | st.binary(max_size=200) | st.integers() | st.none())
-def test_set_variable_values_are_always_safe(value: object) -> None:
-    command = set_variable_command("CASELINE_OWNER", value)
+@given(st.sampled_from(["CASELINE_ROUTE", "CASELINE_FILED", "CASELINE_STATUS"]),
+       st.text(max_size=500) | st.binary(max_size=200) | st.integers() | st.none())
+def test_set_variable_sends_a_safe_value_or_nothing(name: str, value: object) -> None:
+    try:
+        command = set_variable_command(name, value)  # type: ignore[arg-type]
+    except ValueError:
+        return  # refused: never sent (the server falls back to the operators)
     assert command.isascii() and "\n" not in command and "\r" not in command
-    inner = command.removeprefix('SET VARIABLE CASELINE_OWNER "').removesuffix('"')
-    assert inner == clean(value)
-    assert not any(c in inner for c in "\"'$\\{}[](),;&`\x00")
-    assert len(inner) <= 200
+    inner = command.removeprefix(f'SET VARIABLE {name} "').removesuffix('"')
+    assert not any(c in inner for c in "\"'$\\{}[](),;&` \x00")
 
 
 # -- the same through a real socket ---------------------------------------------------------------
@@ -239,9 +240,8 @@ def test_server_survives_arbitrary_bytes(chunks: list[bytes], answers: bytes) ->
 def test_server_harness_sees_a_real_session() -> None:
     """The fuzz harness is able to see commands at all (so an empty answer above means 'closed')."""
     env = [b"agi_network_script: route\n", b"agi_callerid: \xff+79161234567\n", b"\n"]
-    out = asyncio.run(_one_session(env, b"200 result=1\n" * 11))
-    lines = out.splitlines()
-    assert len(lines) == 11 and lines[-1] == b'SET VARIABLE CASELINE_STATUS "ok"'
+    out = asyncio.run(_one_session(env, b"200 result=1\n"))
+    assert out.splitlines() == [b'SET VARIABLE CASELINE_ROUTE "ok:0::1"']  # an empty route
 
 
 def test_a_line_with_a_newline_inside_is_refused() -> None:

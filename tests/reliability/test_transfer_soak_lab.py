@@ -1,9 +1,9 @@
 """Soak with transfers (issue 16): learning keeps per-call state only while a call's records
 arrive, and Caseline's memory stays flat however many transferred calls go by.
 
-Every call is a VIP client of mgr1, whose phone answers and blind-transfers to mgr3 inside
-Caseline's bridge (when mgr1 is on the previous call, the vip chain escalates to sup1, who
-answers). CASELINE_TRANSFER_SOAK_CALLS sets the number of calls (default 120 in the suite;
+Calls alternate between a VIP client of mgr1 and a client of mgr2 with an open claim; both
+managers' phones answer and blind-transfer to mgr3 inside Caseline's bridge (when a manager
+is still on their previous call, the vip chain escalates to sup1, who answers). CASELINE_TRANSFER_SOAK_CALLS sets the number of calls (default 120 in the suite;
 the 1,000-call figures in docs/reliability.md come from CASELINE_TRANSFER_SOAK_CALLS=1000).
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 
 from labkit import sipp
 from tests.reliability.test_soak_lab import RSS, no_leak, process_figures, settled_figures
-from tests.support.callers import VIP_A_MGR1
+from tests.support.callers import CLAIM_MGR2, VIP_A_MGR1
 from tests.support.decisions import decisions
 from tests.support.eventually import eventually
 from tests.support.lab import idle
@@ -39,11 +39,12 @@ async def gathering() -> float:
 @pytest.mark.timeout(int(CALLS / CPS) + 240)
 async def test_transferred_calls_leave_no_learning_state_and_memory_stays_flat(
         routing, phones, tmp_path):
-    start_phones(phones, tmp_path, mgr1="transfer>mgr3:300", mgr3="answer", sup1="answer",
-                 op1="answer", op2="answer")
+    start_phones(phones, tmp_path, mgr1="transfer>mgr3:300", mgr2="transfer>mgr3:300",
+                 mgr3="answer", sup1="answer", op1="answer", op2="answer")
     before = await settled_figures()
     started = time.monotonic()
-    run = await sipp.place_calls(tmp_path, [VIP_A_MGR1] * CALLS, hold_ms=2000, rate=CPS,
+    numbers = [(VIP_A_MGR1, CLAIM_MGR2)[i % 2] for i in range(CALLS)]
+    run = await sipp.place_calls(tmp_path, numbers, hold_ms=2000, rate=CPS,
                                  timeout_s=int(CALLS / CPS) + 120)
     events = await run.wait(timeout=CALLS / CPS + 150)
     elapsed = time.monotonic() - started
@@ -57,7 +58,8 @@ async def test_transferred_calls_leave_no_learning_state_and_memory_stays_flat(
     await eventually(idle, routing.lab, timeout=20, interval=0.2)
     entries = await decisions(routing, 100_000)
     transferred = sum(1 for e in entries[:CALLS] if "transfer:mgr3" in e["steps"])
-    assert transferred >= CALLS // 2, f"only {transferred} of {CALLS} calls were transferred"
+    # a manager still on their previous call is busy: those calls escalate to sup1 instead
+    assert transferred >= CALLS // 4, f"only {transferred} of {CALLS} calls were transferred"
     assert all(e["outcome"] == "answered" for e in entries[:CALLS])
 
     async def learned_everything() -> None:

@@ -121,15 +121,16 @@ async def test_fastagi_over_the_calls_bound_answers_the_shed_variables_without_r
 
         clients.append(second := await FakeAsterisk.connect(server.port))
         shed = await second.session(environment(caller=NEW_CALLER, uniqueid="1718000000.2"))
-        assert shed == {"CASELINE_PRIORITY": str(UNKNOWN), "CASELINE_STATUS": "shed"}
+        # the operators at a priority computed without I/O, in one command like a decision
+        assert shed == {"CASELINE_ROUTE": f"shed:{UNKNOWN}::1|q:operators"}
         assert routed == ["1718000000.1"]  # the shed session never reached the route
         assert shed_count(metrics) == 1
 
         release.set()
-        assert (await in_progress)["CASELINE_STATUS"] == "ok"  # untouched by the shedding
+        assert (await in_progress)["CASELINE_ROUTE"].startswith("ok:")  # untouched by the shedding
         clients.append(third := await FakeAsterisk.connect(server.port))
         again = await third.session(environment(caller=NEW_CALLER, uniqueid="1718000000.3"))
-        assert again["CASELINE_STATUS"] == "ok" and routed[-1] == "1718000000.3"
+        assert again["CASELINE_ROUTE"].startswith("ok:") and routed[-1] == "1718000000.3"
     finally:
         for client in clients:
             await client.close()
@@ -146,4 +147,4 @@ def test_the_dialplan_queues_a_shed_call_at_the_priority_its_extension_carries()
     assert "same => n,Goto(s,1)" in shed  # then the same Queue() as every queued call
     assert all(re.fullmatch(r"[0-9]{3}", priority_extension(p)) for p in range(-5, 200))
     agi = (dialplan / "caseline-agi.conf").read_text()
-    assert 'GotoIf($["${CASELINE_STATUS}" = "shed"]?decided)' in agi
+    assert 'REGEX("^(ok|fallback|shed):[0-9]+:' in agi  # walked like a decision: q:<queue>, its priority

@@ -114,7 +114,14 @@ def test_the_dialplan_checks_the_gate_before_stasis_and_before_agi():
     gate = re.escape(f'$["${{{GATE_VARIABLE}}}" = "shed"]?caseline-shed,s,1')
     first_of_route = re.search(r"\[caseline-route\][^\[]*?exten => s,1,(.*)", route).group(1)
     assert re.search(gate, first_of_route), "the gate is the route's first priority"
-    assert re.search(rf"\[caseline-agi\][^\[]*?{gate}[^\[]*?AGI\(", agi), "the gate comes before AGI()"
+    walker = agi.split("[caseline-agi]\n", 1)[1]
+    before_agi = walker.split("Gosub(caseline-agi-ask", 1)[0]
+    assert f'$["${{{GATE_VARIABLE}}}" = "shed"]?gate-shed' in before_agi, "the gate comes before AGI"
+    # the walker's own shed path does what [caseline-shed] does, then its queue (a FreePBX
+    # site's too, see caseline-freepbx.conf)
+    own = walker[walker.index("same => n(gate-shed)"):]
+    assert f"CDR(userfield)={SHED_USERFIELD}" in own and f"CASELINE_QUEUE=${{{QUEUE_VARIABLE}}}" in own
+    assert f"FILTER(0-9,${{{PRIORITY_VARIABLE}}})" in own and "Goto(to-queue)" in own
     shed_context = re.search(r"\[caseline-shed\](.*?)\n\[", route, re.S).group(1)
     assert f"CDR(userfield)={SHED_USERFIELD}" in shed_context
     assert f"CASELINE_QUEUE=${{{QUEUE_VARIABLE}}}" in shed_context

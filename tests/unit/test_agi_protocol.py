@@ -1,7 +1,6 @@
-"""The pure AGI wire parser and the variable builder (no sockets)."""
+"""The pure AGI wire parser and what the server writes (no sockets)."""
 from __future__ import annotations
 
-import re
 
 import pytest
 
@@ -11,13 +10,12 @@ from agi.protocol import (
     parse_headers, parse_response, script_name,
 )
 from agi.variables import (
-    NAMES, clean, compact_route, decision_variables, fallback_variables, sanitize_call_id,
-    sanitize_caller_id, set_variable_command,
+    fallback_program, route_command, sanitize_call_id, sanitize_caller_id, sanitize_trail,
+    set_variable_command, shed_program,
 )
-from ari_app.core.models import (
-    CallbackKind, CallerProfile, CrmFacts, CrmRecord, Decision, HistoryClass, HistoryFacts,
-    Reason, RouteStep, Service, SourceStatus, StepKind,
-)
+from ari_app.core.admission import ShedTarget
+from ari_app.core.models import CallerProfile, Decision, Reason, RouteStep, Service, StepKind
+from ari_app.core.route_program import compile_route
 
 # -- headers ------------------------------------------------------------------------------
 
@@ -165,7 +163,7 @@ def test_malformed_responses(line):
         ResponseParser().feed(line)
 
 
-# -- variables ----------------------------------------------------------------------------
+# -- what the server writes ------------------------------------------------------------------
 
 ENDPOINTS = {"mgr1": "PJSIP/mgr1", "sup1": "PJSIP/sup1", "evil": 'PJSIP/x,20,U(${EVIL})'}
 
@@ -179,85 +177,39 @@ def manager_decision(target: str = "mgr1") -> Decision:
         reasons=(Reason("case_holder", "the case holder answers"),))
 
 
-def profile() -> CallerProfile:
-    return CallerProfile(
-        number="+79161234567",
-        history=HistoryFacts(status=SourceStatus.OK, cls=HistoryClass.CALLBACK,
-                             callback_kind=CallbackKind.MISSED, owner="mgr1"),
-        crm=CrmFacts(status=SourceStatus.OK, record=CrmRecord(client_id="c1", responsible="mgr2")))
+def test_the_whole_route_is_one_command():
+    program = compile_route(manager_decision(), CallerProfile("+79161234567"), endpoint_of=ENDPOINTS.get)
+    assert route_command(program) == ('SET VARIABLE CASELINE_ROUTE '
+                                      '"ok:5::1|m:PJSIP/mgr1:20:1:1:1|m:PJSIP/sup1:15:2:2:2|q:operators"')
 
 
-def test_decision_variables():
-    values = decision_variables(profile(), manager_decision(), ENDPOINTS.get)
-    assert values == {
-        "CASELINE_CLASS": "callback",
-        "CASELINE_CALLBACK_KIND": "missed",
-        "CASELINE_OWNER": "mgr1",  # a callback goes to the manager who called
-        "CASELINE_SERVICE": "manager",
-        "CASELINE_PRIORITY": "5",
-        "CASELINE_TARGET": "PJSIP/mgr1",
-        "CASELINE_RING_TIMEOUT": "20",
-        "CASELINE_ROUTE": "manager:mgr1:20|supervisor:sup1:15|queue:operators",
-        "CASELINE_QUEUE": "operators",
-        "CASELINE_PLAYBACK": "",
-        "CASELINE_STATUS": "ok",
-    }
-    assert list(values) == list(NAMES)
-    assert list(values)[-1] == "CASELINE_STATUS"  # written last
+def test_an_endpoint_outside_the_whitelist_is_never_sent():
+    program = compile_route(manager_decision("evil"), CallerProfile(None), endpoint_of=ENDPOINTS.get)
+    assert route_command(program).endswith('"ok:5::1|m::20:1:1:1|m:PJSIP/sup1:15:2:2:2|q:operators"')
 
 
-def test_a_target_that_is_not_a_plain_endpoint_is_dropped():
-    values = decision_variables(profile(), manager_decision("evil"), ENDPOINTS.get)
-    # an undialable manager is treated as unavailable: the next person in the route
-    assert values["CASELINE_TARGET"] == "PJSIP/sup1"
-    values = decision_variables(profile(), manager_decision("unknown"), lambda _: None)
-    assert values["CASELINE_TARGET"] == "" and values["CASELINE_RING_TIMEOUT"] == ""
+def test_fallback_and_shed_answers():
+    assert route_command(fallback_program()) == 'SET VARIABLE CASELINE_ROUTE "fallback:0::1|q:operators"'
+    assert shed_program(ShedTarget(20, "benchq")).encode() == "shed:20::1|q:benchq"
+    assert shed_program(ShedTarget(20, "bad queue")).encode() == "shed:20::1|q:"  # the dialplan's default
 
 
-def test_self_service_playback_and_terminal_steps():
-    decision = Decision(Service.SELF_SERVICE, 0, (
-        RouteStep(StepKind.PLAYBACK, "custom/delivery-info", on_busy=None),
-        RouteStep(StepKind.HANGUP, ""),
-        RouteStep(StepKind.MANAGER, "mgr1", 20),  # after a terminal step: unreachable
-    ), ())
-    values = decision_variables(CallerProfile(number=None), decision, ENDPOINTS.get)
-    assert values["CASELINE_PLAYBACK"] == "custom/delivery-info"
-    assert values["CASELINE_TARGET"] == ""
-    assert values["CASELINE_QUEUE"] == ""
-    assert values["CASELINE_CLASS"] == "new"
-
-
-def test_route_is_compact_and_bounded():
-    steps = tuple(RouteStep(StepKind.MANAGER, f"manager{i:03d}", 20) for i in range(40))
-    route = compact_route(Decision(Service.MANAGER, 0, steps, ()))
-    assert len(route) <= 200
-    assert all(re.fullmatch(r"manager:manager\d{3}:20", part) for part in route.split("|"))
-
-
-def test_fallback_variables():
-    values = fallback_variables()
-    assert set(values) == set(NAMES)
-    assert values["CASELINE_STATUS"] == "fallback"
-    assert values["CASELINE_SERVICE"] == "operator"
-    assert values["CASELINE_QUEUE"] == "operators"
-    assert values["CASELINE_TARGET"] == ""
-
-
-@pytest.mark.parametrize("hostile", [
-    '"; EXEC System rm', "a\\b", "x\ny", "${SHELL(id)}", "$[1+1]", "a,b", "a(b)", "a;b", "a&b",
-    "\x00", "'quoted'", "a`b`",
+@pytest.mark.parametrize(("name", "value"), [
+    ("CASELINE_ROUTE", 'ok:1::1|q:x"; EXEC System rm'), ("CASELINE_ROUTE", "ok|q:a\\b"),
+    ("CASELINE_ROUTE", "ok|q:${SHELL(id)}"), ("CASELINE_ROUTE", "ok|q:a,b"), ("CASELINE_ROUTE", "ok|q:a b"),
+    ("CASELINE_ROUTE", "x\ny"), ("CASELINE_ROUTE", ""), ("CASELINE_ROUTE", "q" * 2001),
+    ("CASELINE_FILED", "a b"), ("CASELINE_STATUS", "OK!"), ("PATH", "x"),
 ])
-def test_clean_removes_everything_dangerous(hostile):
-    value = clean(hostile)
-    assert re.fullmatch(r"[A-Za-z0-9_+:|./@ -]*", value)
-
-
-def test_set_variable_command_quotes_the_cleaned_value():
-    assert set_variable_command("CASELINE_OWNER", 'mgr1" X') == 'SET VARIABLE CASELINE_OWNER "mgr1 X"'
-    assert set_variable_command("CASELINE_TARGET", "") == 'SET VARIABLE CASELINE_TARGET ""'
-    assert len(set_variable_command("CASELINE_ROUTE", "x" * 5000)) < 260
+def test_a_value_outside_its_whitelist_is_refused_not_sent(name, value):
     with pytest.raises(ValueError):
-        set_variable_command("PATH", "x")
+        set_variable_command(name, value)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("0p.1=2.", "0p.1=2."), ("", ""), (None, ""), ("0p;1", ""), ("x" * 241, ""),
+])
+def test_sanitize_trail(raw, expected):
+    assert sanitize_trail(raw) == expected
 
 
 @pytest.mark.parametrize(("raw", "expected"), [

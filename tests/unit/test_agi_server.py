@@ -17,6 +17,8 @@ from ari_app.ops.metrics import Metrics
 
 ENDPOINTS = {"mgr1": "PJSIP/mgr1", "sup1": "PJSIP/sup1"}
 SET_RE = re.compile(r'SET VARIABLE (CASELINE_[A-Z_]+) "([^"\\]*)"')
+ROUTE = "ok:5::1|m:PJSIP/mgr1:20:1:1:1|q:operators"  # decision() with ENDPOINTS
+FALLBACK = "fallback:0::1|q:operators"
 READ_TIMEOUT = 5  # only a guard against a hung test; every wait below ends on an event
 
 
@@ -76,6 +78,7 @@ class FakeAsterisk:
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
+        self.commands: list[str] = []
 
     @classmethod
     async def connect(cls, port: int) -> FakeAsterisk:
@@ -105,6 +108,7 @@ class FakeAsterisk:
         while (line := await self.command()) is not None:
             match = SET_RE.fullmatch(line)
             assert match, f"unexpected command {line!r}"
+            self.commands.append(line)
             values[match.group(1)] = match.group(2)
             await self.send(answer(line))
         return values
@@ -151,7 +155,7 @@ def sessions(server: AgiServer, result: str) -> float:
 # -- a good session -----------------------------------------------------------------------
 
 
-async def test_route_session_sets_every_variable_and_closes(start, asterisk):
+async def test_route_session_answers_the_whole_route_in_one_command_and_closes(start, asterisk):
     route = Recorder()
     server = await start(route)
     client = await asterisk(server.port)
@@ -159,19 +163,8 @@ async def test_route_session_sets_every_variable_and_closes(start, asterisk):
     values = await client.session(environment())
 
     assert route.calls == [("+79161234567", "1718000000.42")]
-    assert values == {
-        "CASELINE_CLASS": "repeat",
-        "CASELINE_CALLBACK_KIND": "",
-        "CASELINE_OWNER": "mgr1",
-        "CASELINE_SERVICE": "manager",
-        "CASELINE_PRIORITY": "5",
-        "CASELINE_TARGET": "PJSIP/mgr1",
-        "CASELINE_RING_TIMEOUT": "20",
-        "CASELINE_ROUTE": "manager:mgr1:20|queue:operators",
-        "CASELINE_QUEUE": "operators",
-        "CASELINE_PLAYBACK": "",
-        "CASELINE_STATUS": "ok",
-    }
+    assert client.commands == [f'SET VARIABLE CASELINE_ROUTE "{ROUTE}"']  # one round trip
+    assert values == {"CASELINE_ROUTE": ROUTE}
     await server.close()
     assert sessions(server, "ok") == 1
     assert server.active_sessions == 0
@@ -181,7 +174,7 @@ async def test_script_from_agi_request_when_network_script_is_absent(start, aste
     server = await start(Recorder())
     client = await asterisk(server.port)
     values = await client.session(environment(agi_network_script=None))
-    assert values["CASELINE_STATUS"] == "ok"
+    assert values == {"CASELINE_ROUTE": ROUTE}
 
 
 async def test_hostile_caller_id_reaches_route_as_none(start, asterisk):
@@ -189,7 +182,7 @@ async def test_hostile_caller_id_reaches_route_as_none(start, asterisk):
     server = await start(route)
     client = await asterisk(server.port)
     values = await client.session(environment(caller='"x" <sip:${SHELL(id)}@evil>', uniqueid="a b"))
-    assert values["CASELINE_STATUS"] == "ok"
+    assert values == {"CASELINE_ROUTE": ROUTE}
     raw, call_id = route.calls[0]
     assert raw is None
     assert re.fullmatch(r"agi-[0-9a-f]{32}", call_id)  # made up when agi_uniqueid is odd
@@ -207,7 +200,7 @@ async def test_trying_line_before_the_answer(start, asterisk):
     server = await start(Recorder())
     client = await asterisk(server.port)
     values = await client.session(environment(), answer=lambda _: b"100 result=0 Trying...\n200 result=1\n")
-    assert values["CASELINE_STATUS"] == "ok"
+    assert values == {"CASELINE_ROUTE": ROUTE}
 
 
 async def test_hostile_values_from_the_decision_are_cleaned(start, asterisk):
@@ -219,10 +212,9 @@ async def test_hostile_values_from_the_decision_are_cleaned(start, asterisk):
     server = await start(route, endpoint_of=lambda person: "PJSIP/mgr1,,U(x)")
     client = await asterisk(server.port)
     values = await client.session(environment())
-    assert values["CASELINE_TARGET"] == ""  # not a plain PJSIP/<name>: never dialled
-    assert values["CASELINE_OWNER"] == "abc"
-    assert values["CASELINE_QUEUE"] == "opsEVIL"
-    assert values["CASELINE_ROUTE"] == "manager:mgr1x:20|queue:opsEVIL"
+    # the endpoint is not a plain Technology/name: sent empty, the dialplan treats the person
+    # as unavailable; the queue is no queue name: the dialplan's operators
+    assert values == {"CASELINE_ROUTE": "ok:1::1|m::20:::|q:"}
 
 
 # -- the decision fails: fallback, and the session still answers ---------------------------
@@ -238,10 +230,7 @@ async def test_slow_route_falls_back_within_the_bound(start, asterisk):
     server = await start(slow, route_timeout=0.2)
     client = await asterisk(server.port)
     values = await client.session(environment())
-    assert values["CASELINE_STATUS"] == "fallback"
-    assert values["CASELINE_SERVICE"] == "operator"
-    assert values["CASELINE_QUEUE"] == "operators"
-    assert values["CASELINE_TARGET"] == ""
+    assert values == {"CASELINE_ROUTE": FALLBACK}
     await server.close()
     assert server._metrics.registry.get_sample_value(
         "caseline_fallbacks_total", {"reason": "agi_route_timeout"}) == 1
@@ -255,7 +244,7 @@ async def test_route_bug_falls_back(start, asterisk, caplog):
     server = await start(broken)
     client = await asterisk(server.port)
     values = await client.session(environment())
-    assert values["CASELINE_STATUS"] == "fallback"
+    assert values == {"CASELINE_ROUTE": FALLBACK}
     assert "decision failed" in caplog.text
 
 
@@ -266,7 +255,7 @@ async def test_endpoint_of_bug_falls_back(start, asterisk):
     server = await start(Recorder(), endpoint_of=broken)
     client = await asterisk(server.port)
     values = await client.session(environment())
-    assert values["CASELINE_STATUS"] == "fallback"
+    assert values == {"CASELINE_ROUTE": FALLBACK}
 
 
 async def test_unknown_script_only_sets_the_status(start, asterisk):
@@ -330,7 +319,7 @@ async def test_session_ends_at_the_first_refused_command(start, asterisk, reply,
     server = await start(Recorder())
     client = await asterisk(server.port)
     await client.send(environment())
-    assert (await client.command()).startswith("SET VARIABLE CASELINE_CLASS ")
+    assert (await client.command()).startswith("SET VARIABLE CASELINE_ROUTE ")
     await client.send(reply)
     assert await client.eof() == b""  # no further command after the refusal
     await server.close()
@@ -370,6 +359,75 @@ async def test_peer_that_never_answers_a_command(start, asterisk):
     assert sessions(server, "timeout") == 1
 
 
+async def test_a_session_ends_at_its_deadline_while_the_decision_is_still_allowed_to_run(start, asterisk):
+    """The route and each command have their own bounds; the session's bounds the whole."""
+    async def stuck(raw, call_id):
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    server = await start(stuck, route_timeout=60, session_timeout=0.2)
+    client = await asterisk(server.port)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await client.send(environment())
+    assert await client.eof() == b""
+    assert loop.time() - started < 2
+    await server.close()
+    assert sessions(server, "timeout") == 1
+
+
+async def test_a_session_ends_at_its_deadline_while_a_command_is_still_allowed_to_wait(start, asterisk):
+    server = await start(Recorder(), command_timeout=60, session_timeout=0.2)
+    client = await asterisk(server.port)
+    await client.send(environment())
+    assert await client.command() == f'SET VARIABLE CASELINE_ROUTE "{ROUTE}"'
+    assert await client.eof() == b""  # never answered: closed at the session's deadline
+    await server.close()
+    assert sessions(server, "timeout") == 1
+
+
+async def test_each_decision_is_handed_on_with_what_the_dialplan_got(start, asterisk):
+    from ari_app.record.agi_calls import AgiCalls
+
+    calls = AgiCalls(None, None, lambda: None)
+    server = await start(Recorder(), calls=calls)
+    client = await asterisk(server.port)
+    await client.session(environment(uniqueid="1718000000.7"))
+    kept = calls.open["1718000000.7"]
+    assert kept.program.encode() == ROUTE and kept.decision == decision()
+    assert kept.profile.number == "+79161234567" and kept.decide_ms >= 0
+
+
+@pytest.mark.parametrize("trail", ["0p.1=2.", "0p;DROP"])
+async def test_the_callback_script_files_through_calls_and_names_the_request(start, asterisk, trail):
+    filed: list[tuple[str, str]] = []
+
+    class Filing:
+        def decided(self, *args) -> None:
+            pass
+
+        async def file_callback(self, call_id: str, trail: str) -> str:
+            filed.append((call_id, trail))
+            return "a1b2c3d4e5"
+
+    server = await start(Recorder(), calls=Filing())
+    client = await asterisk(server.port)
+    values = await client.session(environment(script="callback", uniqueid="1718000000.8", agi_arg_1=trail))
+    assert values == {"CASELINE_FILED": "a1b2c3d4e5"}
+    assert filed == [("1718000000.8", trail if ";" not in trail else "")]  # a garbled trail: none
+    await server.close()
+    assert sessions(server, "callback") == 1
+
+
+async def test_the_callback_script_without_a_decision_files_nothing(start, asterisk):
+    from ari_app.record.agi_calls import AgiCalls
+
+    server = await start(Recorder(), calls=AgiCalls(None, None, lambda: None))
+    client = await asterisk(server.port)
+    values = await client.session(environment(script="callback", agi_arg_1="0p."))
+    assert values == {"CASELINE_FILED": ""}  # the dialplan: the operators
+
+
 async def test_connection_reset_by_peer(start):
     server = await start(Recorder())
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
@@ -397,7 +455,7 @@ async def test_200_concurrent_sessions_all_answered_closed_and_no_task_leaks(sta
             await client.close()
 
     results = await asyncio.gather(*(one(i) for i in range(200)))
-    assert all(values["CASELINE_STATUS"] == "ok" for values in results)
+    assert all(values == {"CASELINE_ROUTE": ROUTE} for values in results)
     assert sorted(call_id for _, call_id in route.calls) == sorted(f"1718000000.{i}" for i in range(200))
     await server.close()
     assert server.active_sessions == 0
@@ -453,7 +511,7 @@ async def test_grace_lets_running_sessions_finish(start, asterisk):
     release.set()
     values = await session
     await closing
-    assert values["CASELINE_STATUS"] == "ok"
+    assert values == {"CASELINE_ROUTE": ROUTE}
 
 
 async def test_connections_over_the_limit_are_refused(start, asterisk):

@@ -8,14 +8,10 @@ from contextlib import asynccontextmanager
 from redis.asyncio import Redis
 
 from ari_app.config.callback_settings import CallbackSettings
-from ari_app.config.history_settings import HistorySettings
-from ari_app.config.live import LiveConfig, Snapshot
 from ari_app.core.clock import FixedClock
 from ari_app.core.dialplan import OPERATORS_CONTEXT
 from ari_app.core.models import OutcomeResult
 from ari_app.core.policy import Policy
-from ari_app.history.store import MemoryHistoryStore
-from ari_app.main import agi_route
 from ari_app.record.callbacks import (
     CallbackFiler,
     CallbackRequest,
@@ -23,14 +19,12 @@ from ari_app.record.callbacks import (
     Status,
 )
 from ari_app.record.pending_writes import PendingWrites
-from ari_app.router import Router
+from tests.support.agi_walk import walking
 from tests.support.fake_world import (
     A_CLIENT,
     C_CLIENT,
-    CONFIG,
     NOW,
     World,
-    crm,
     policy_with,
     running,
 )
@@ -104,17 +98,12 @@ async def test_without_callback_requests_configured_the_caller_goes_to_the_opera
     assert world.ari.live_channels[call_id].context == OPERATORS_CONTEXT
 
 
-async def test_a_fastagi_decision_files_the_request_too(redis: Redis) -> None:
-    """Plain-dialplan sites: the dialplan plays the intro and hangs up; Caseline files."""
-    config = LiveConfig(CONFIG / "routing.yaml", CONFIG / "legal_entities.yaml")
-    config.current = Snapshot(CLOSED_CALLBACK, config.current.directory)
-    router = Router(config=config, history=MemoryHistoryStore(), crm=crm, clock=FixedClock(NOW),
-                    windows=HistorySettings().windows(), history_budget_s=1.0, crm_budget_s=1.0,
-                    default_region="RU")
-    store = CallbackStore(redis)
-    route = agi_route(router, CallbackFiler(store, CallbackSettings(), clock=FixedClock(NOW)))
-    _, decision = await route("79161234567", "1741766400.5")
-    assert decision.callback_request
-    req = await only_request(store)
+async def test_a_fastagi_route_files_the_request_when_the_dialplan_reaches_the_step(redis: Redis) -> None:
+    """Plain-dialplan sites: AGI(callback) at the callback step files it (the decision alone
+    files nothing: a caller who hangs up during the intro asked for nothing)."""
+    async with walking(redis, policy=CLOSED_CALLBACK) as walk:
+        call = await walk.call("79161234567")
+        req = await only_request(walk.store)
+    assert call.vars["CASELINE_FILED"] == req.id
     assert (req.number, req.holder, req.reason, req.call_id) == (A_CLIENT, "mgr1", "hours.after_hours",
-                                                                 "1741766400.5")
+                                                                 call.uniqueid)

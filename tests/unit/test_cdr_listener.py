@@ -118,3 +118,23 @@ async def test_a_transfer_posting_its_local_half_first_waits_for_the_clients_rec
     assert await learner.flush() == 1
     [contact] = await history.recent(CLIENT, NOW - timedelta(days=1))
     assert contact.talks == (Talk("mgr2", 60),)
+
+
+async def test_each_completed_call_is_handed_on_whole_even_when_the_taker_fails(redis: Redis) -> None:
+    """FastAGI decisions take their outcome from here (record/agi_calls.py)."""
+    clock = Clock()
+    history = RedisHistoryStore(redis, retention=timedelta(days=30))
+    taken: list[list[str]] = []
+
+    async def on_call(rows) -> None:  # type: ignore[no-untyped-def]
+        taken.append([r.userfield for r in rows])
+        raise RuntimeError("a bug in the taker")
+
+    learner = CdrListener(AmiSettings(), history, lambda: RULES, PendingWrites(), redis=redis,
+                          settle_s=2.0, clock=clock, on_call=on_call)
+    learner.add(cdr("PJSIP/trunk-0000000a", "PJSIP/op1-0000000b", "operators", 40,
+                    UserField="caseline-agi:ok:0q."), NOW)
+    learner.add(cdr("PJSIP/trunk-0000000d", "PJSIP/mgr2-0000000e", "operators", 50, linkedid="1765.2"), NOW)
+    clock.t = 3.0
+    assert await learner.flush() == 2  # both still learned
+    assert sorted(taken) == [[""], ["caseline-agi:ok:0q."]]
