@@ -90,6 +90,41 @@ class FakeAsterisk:
         """The caller, or the person on a leg, hangs up."""
         self.destroy(self.live_channels[channel_id], cause)
 
+    def attended_transfer(self, leg_id: str, target_endpoint: str, *,
+                          event_before_answer: bool = False) -> str:
+        """The person on `leg_id` completes an attended transfer to `target_endpoint`, whom
+        they consulted on a second call outside our app. As the lab's Asterisk 22 reports it
+        (bridge.c links the two bridges with "Local/_attended@transfer"): the link's `;1`
+        enters our bridge Down, comes Up, then BridgeAttendedTransfer names the consulted
+        channel as `transfer_target`; the transferrer's leg leaves and is hung up.
+        `event_before_answer`: the transfer event comes before the link's Up (seen too).
+        Returns the link channel's id."""
+        leg = self.live_channels[leg_id]
+        bridge = self.live_bridges[leg.bridge or ""]
+        n = next(self.ids)
+        link = Channel(f"link-{n}", f"Local/_attended@transfer-{n:08x};1", "Local/_attended@transfer",
+                       subscribed=True)
+        target = Channel(f"consulted-{n}", f"{target_endpoint}-{n:08x}", target_endpoint, state="Up")
+        self.live_channels[link.id] = link
+        bridge.channels.append(link.id)
+        link.bridge = bridge.id
+        self.emit("ChannelEnteredBridge", link, bridge=bridge.json())
+        event = {"type": "BridgeAttendedTransfer", "result": "Success", "is_external": False,
+                 "transferer_first_leg": leg.json(), "transferer_first_leg_bridge": bridge.json(),
+                 "transferer_second_leg": {"id": f"consult-{n}", "name": "consult", "state": "Up"},
+                 "transferer_second_leg_bridge": {"id": f"consult-bridge-{n}"},
+                 "transferee": self.live_channels[bridge.channels[0]].json(),
+                 "transfer_target": target.json(), "destination_type": "link",
+                 "destination_link_first_leg": link.json()}
+        if event_before_answer:
+            self.queue_put(event)
+            self.set_state(link, "Up")
+        else:
+            self.set_state(link, "Up")
+            self.queue_put({**event, "destination_link_first_leg": link.json()})
+        self.destroy(leg, 16)  # the transferrer's phone is hung up by Asterisk
+        return link.id
+
     def press(self, channel_id: str, digits: str) -> None:
         for digit in digits:
             self.emit("ChannelDtmfReceived", self.live_channels[channel_id], digit=digit,

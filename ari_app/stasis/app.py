@@ -17,7 +17,7 @@ from ari_app.ari.interface import Ari, AriError, AriUnavailable, Event
 from ari_app.core.admission import ShedTarget
 from ari_app.core.dialplan import INBOUND_ARG
 from ari_app.core.numbers import mask
-from ari_app.stasis.call import ENDED, Call, CallEnded, Subscriptions, channel_of
+from ari_app.stasis.call import ENDED, TRANSFERS, Call, CallEnded, Subscriptions, channel_of
 from ari_app.stasis.shed import Shed, hand_off
 
 log = logging.getLogger("caseline.stasis.app")
@@ -101,6 +101,13 @@ class StasisApp:
         call = self.subscriptions.by_channel.get(channel_id) if channel_id else None
         if call is None and kind == "ChannelEnteredBridge":
             call = self.subscriptions.by_bridge.get((event.get("bridge") or {}).get("id", ""))
+        if call is None and kind in TRANSFERS:
+            # the transferrer's leg may be gone (and unwatched) by the time Asterisk reports
+            # the transfer: the bridge it happened in is still ours
+            for key in ("bridge", "transferer_first_leg_bridge", "transferer_second_leg_bridge"):
+                call = self.subscriptions.by_bridge.get((event.get(key) or {}).get("id", ""))
+                if call is not None:
+                    break
         if call is not None:
             call.deliver(event)
 

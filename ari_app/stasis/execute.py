@@ -62,6 +62,7 @@ class Talk:
 
     current: str  # the channel in our bridge on the person's side
     up: bool = True  # that channel has answered (a transfer's target may still ring)
+    person: str = ""  # who is behind `current` (a transfer's Local channel names nobody)
     replacements: list[str] = field(default_factory=list)  # channels transfers brought in
     ended: str | None = None
 
@@ -237,12 +238,17 @@ class Executor:
                 elif person and outcome.steps and outcome.steps[-1] == f"transfer:{ATTENDED_LINK}":
                     # the link channel came first; now Asterisk names who is behind it
                     outcome.steps[-1] = f"transfer:{person}"
+                    talk.person = person
                     if talk.up:
                         outcome.answered_by = person
             elif kind == "ChannelStateChange":
                 if (event.get("channel") or {}).get("state") == "Up" and not talk.up:
-                    talk.up = True
-                    outcome.answered_by = self._who(event, policy) or outcome.answered_by
+                    talk.up = True  # the link of an attended transfer may come up before
+                    # or after the transfer event names the person: who is behind it counts
+                    who = talk.person if talk.person != ATTENDED_LINK else ""
+                    who = who or self._who(event, policy)
+                    if who and who != ATTENDED_LINK:
+                        outcome.answered_by = who
             else:  # the channel the caller talks with has ended
                 talk.ended = talk.current
                 if talk.up:
@@ -254,6 +260,7 @@ class Executor:
     def _swapped_in(talk: Talk, channel: str, up: bool, who: str, outcome: Outcome) -> None:
         """A transfer put `channel` in the person's place; already talking: they answered."""
         talk.transferred_to(channel, up)
+        talk.person = who
         outcome.steps.append(f"transfer:{who}")
         if up and who:
             outcome.answered_by = who

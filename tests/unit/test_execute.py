@@ -229,3 +229,23 @@ async def test_no_choice_plays_the_menu_retries_times_then_takes_the_timeout_tar
     channel = fake.live_channels[call_id]
     assert channel.variables == {"CASELINE_MAILBOX": "1000@default"}
     assert channel.context == VOICEMAIL_CONTEXT and outcome.result is OutcomeResult.VOICEMAIL
+
+
+@pytest.mark.parametrize("event_before_answer", [False, True], ids=["link-up-first", "event-first"])
+async def test_an_attended_transfer_names_the_consulted_person_whatever_the_event_order(
+        event_before_answer: bool) -> None:
+    """Asterisk links the bridges with a Local channel named `_attended@transfer`: the person
+    the caller talks with is the transfer event's `transfer_target`, never that channel."""
+    async with running() as world:
+        fake = world.ari
+        fake.phone("PJSIP/mgr1").answers()
+        call_id = fake.caller_arrives(A_CLIENT)
+        leg = await world.talking(call_id)
+        link = fake.attended_transfer(leg, "PJSIP/mgr3", event_before_answer=event_before_answer)
+        await fake.until(lambda: leg in fake.destroyed)
+        assert call_id not in fake.destroyed  # the client stays, now with mgr3
+        fake.hang_up(link)
+        outcome = await world.outcome(call_id)
+
+    assert outcome.steps == ["mgr1:answered", "transfer:mgr3"]
+    assert outcome.result is OutcomeResult.ANSWERED and outcome.answered_by == "mgr3"
