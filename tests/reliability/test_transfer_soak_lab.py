@@ -60,7 +60,9 @@ async def test_transferred_calls_leave_no_learning_state_and_memory_stays_flat(
     transferred = sum(1 for e in entries[:CALLS] if "transfer:mgr3" in e["steps"])
     # a manager still on their previous call is busy: those calls escalate to sup1 instead
     assert transferred >= CALLS // 4, f"only {transferred} of {CALLS} calls were transferred"
-    assert all(e["outcome"] == "answered" for e in entries[:CALLS])
+    # every call ended at a phone: a person, or (both managers and sup1 on calls) the queue
+    outcomes = {e["outcome"] for e in entries[:CALLS]}
+    assert outcomes <= {"answered", "queue"}, outcomes
 
     async def learned_everything() -> None:
         assert await gathering() == 0
