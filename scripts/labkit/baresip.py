@@ -82,6 +82,51 @@ def split_netstrings(buffer: bytearray) -> list[bytes]:
         del buffer[:end + 1]
 
 
+@dataclass(frozen=True)
+class SipMessage:
+    sent: bool  # by this phone (else received)
+    first_line: str  # "REFER sip:... SIP/2.0" or "SIP/2.0 202 Accepted"
+    headers: dict[str, str]
+    body: str
+
+    @property
+    def method(self) -> str:
+        """The request's method, or for a response the method its CSeq names."""
+        if self.first_line.startswith("SIP/2.0"):
+            return "".join(self.headers.get("CSeq", "").split()[1:2])
+        return self.first_line.split(" ", 1)[0]
+
+    @property
+    def status(self) -> int | None:
+        return int(self.first_line.split()[1]) if self.first_line.startswith("SIP/2.0") else None
+
+
+TRACE_START, TRACE_END = "\x1b[36;1m#\n", "\x1b[;m"
+
+
+def parse_sip_trace(text: str, me: str) -> list[SipMessage]:
+    r"""Messages from baresip's `-s` trace, where each is printed between a colour escape and
+    '#', a "UDP from -> to" line, and the colour reset; `me` is the phone's "ip:port".
+
+    >>> trace = ("noise\x1b[36;1m#\nUDP 127.0.0.1:5060 -> 127.0.1.1:5201\nSIP/2.0 202 Accepted\r\n"
+    ...          "CSeq: 35508 REFER\r\nContent-Length: 0\r\n\r\n\x1b[;m\n")
+    >>> [m] = parse_sip_trace(trace, me="127.0.1.1:5201")
+    >>> (m.sent, m.status, m.method)
+    (False, 202, 'REFER')
+    """
+    messages = []
+    for chunk in text.split(TRACE_START)[1:]:
+        chunk = chunk.split(TRACE_END, 1)[0]
+        route, _, message = chunk.partition("\n")
+        head, _, body = message.partition("\r\n\r\n")
+        first_line, *header_lines = head.split("\r\n")
+        headers = dict(line.split(": ", 1) for line in header_lines if ": " in line)
+        source = route.split(" ")[1] if route.count(" ") >= 2 else ""
+        messages.append(SipMessage(sent=source == me, first_line=first_line.strip(),
+                                   headers=headers, body=body.strip()))
+    return messages
+
+
 @dataclass
 class Softphone:
     name: str
@@ -118,8 +163,9 @@ class Softphone:
             "",
         ]))
         (self.folder / "accounts").write_text(self.account + ";answermode=manual;audio_codecs=PCMU\n")
+        # -s: every SIP message into baresip.log too (tests read a REFER's answers there)
         log = (self.folder / "baresip.log").open("wb")
-        self._process = subprocess.Popen(["baresip", "-f", str(self.folder), "-v"],
+        self._process = subprocess.Popen(["baresip", "-f", str(self.folder), "-v", "-s"],
                                          stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                          start_new_session=True)
         log.close()
@@ -176,6 +222,16 @@ class Softphone:
         except TimeoutError:
             raise AssertionError(f"{self.name}: no {kind} within {timeout:g} s; "
                                  f"events: {[e.get('type') for e in self.events]}") from None
+
+    def sip_trace(self) -> str:
+        """What baresip wrote so far, its SIP trace included (`-s`)."""
+        # newline="": SIP's CRLFs stay as they are (they separate headers from the body)
+        with (self.folder / "baresip.log").open(errors="replace", newline="") as f:
+            return f.read()
+
+    def sip_messages(self) -> list[SipMessage]:
+        """The SIP trace, message by message, in the order baresip sent and received them."""
+        return parse_sip_trace(self.sip_trace(), me=self.listen)
 
     def kinds(self) -> list[str]:
         return [str(e.get("type")) for e in self.events]

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from labkit import baresip, sipp
+from tests.support.ari_observer import observing
 from tests.support.callers import C_CLIENT, VIP_A_MGR1
 from tests.support.decisions import learned, wait_decision
 from tests.support.eventually import eventually
@@ -43,15 +44,26 @@ async def test_a_softphone_blind_transfer_inside_caselines_bridge_keeps_the_clie
     the client talks on with mgr3, who then holds the case."""
     phone = mgr1_softphone
     start_phones(phones, tmp_path, mgr3="answer", sup1="answer", op1="answer", op2="answer")
-    run = await sipp.place_calls(tmp_path, [VIP_A_MGR1], hold_ms=16_000)
+    async with observing(routing.lab) as asterisk_says:
+        run = await sipp.place_calls(tmp_path, [VIP_A_MGR1], hold_ms=16_000)
+        await phone.wait_event("CALL_INCOMING")
+        await phone.command("accept")
+        await phone.wait_event("CALL_ESTABLISHED")
+        await asyncio.sleep(2)  # the manager talks a little, then presses "transfer"
+        await phone.command("transfer", "mgr3")
+        await phone.wait_event("CALL_CLOSED")  # the phone ends its leg after Asterisk's NOTIFY
+        transfer = await asterisk_says.wait("BridgeBlindTransfer")
 
-    await phone.wait_event("CALL_INCOMING")
-    await phone.command("accept")
-    await phone.wait_event("CALL_ESTABLISHED")
-    await asyncio.sleep(2)  # the manager talks a little, then presses "transfer"
-    await phone.command("transfer", "mgr3")
-    await phone.wait_event("CALL_CLOSED")  # the phone ends its leg after Asterisk's NOTIFY
-
+    assert transfer["result"] == "Success" and transfer["exten"] == "mgr3"
+    assert transfer["replace_channel"]["name"].startswith("Local/mgr3@internal-")
+    sip = phone.sip_messages()
+    [refer] = [m for m in sip if m.sent and m.method == "REFER" and m.status is None]
+    assert refer.headers["Refer-To"].startswith("sip:mgr3@")
+    assert [m.status for m in sip if not m.sent and m.method == "REFER"] == [202]
+    final = [m for m in sip if not m.sent and m.first_line.startswith("NOTIFY ")][-1]
+    assert final.body == "SIP/2.0 200 OK", "Asterisk's NOTIFY reports the transfer went through"
+    assert any(m.sent and m.status == 200 and m.headers["CSeq"] == final.headers["CSeq"]
+               for m in sip), "and the phone took it"
     assert await run.wait(timeout=40) == [(VIP_A_MGR1, "answered"), (VIP_A_MGR1, "hung_up")]
     await sipp.wait_for_event(phones["mgr3"], VIP_A_MGR1, "bye")
     assert phones["mgr3"].calls_from(VIP_A_MGR1) == ["invite", "answered", "bye"]
@@ -59,6 +71,31 @@ async def test_a_softphone_blind_transfer_inside_caselines_bridge_keeps_the_clie
     assert entry["answered_by"] == "mgr3" and entry["steps"] == "mgr1:answered > transfer:mgr3"
     contact = await learned(routing, VIP_A_MGR1)
     assert [t.person for t in contact.talks] == ["mgr1", "mgr3"] and contact.manager == "mgr3"
+
+
+async def test_a_blind_transfers_new_leg_shows_the_client_before_the_bridge_tells_it(
+        routing, phones, tmp_path):
+    """Asterisk starts a blind transfer's Local/EXTEN@internal at once; the client's caller ID
+    reaches that leg only when its other half has joined the bridge, which may come after the
+    Dial. Made here with no bridge at all: a Local leg that names a transferer in
+    BLINDTRANSFER, as Asterisk's blind transfer does, still shows mgr3 the client."""
+    start_phones(phones, tmp_path, mgr1="answer", mgr3="answer")
+    run = await sipp.place_calls(tmp_path, [VIP_A_MGR1], hold_ms=8_000)
+
+    async def mgr1_leg() -> dict:
+        legs = [c for c in await routing.lab.channels()
+                if c["name"].startswith("PJSIP/mgr1-") and c["state"] == "Up"]
+        assert legs, "mgr1 talks with the client"
+        return legs[0]
+
+    transferer = await eventually(mgr1_leg, timeout=15)
+    leg = f"probe-{secrets.token_hex(4)}"
+    async with observing(routing.lab, "caseline-probe") as probe:
+        await probe.originate("Local/mgr3@internal", leg, {"BLINDTRANSFER": transferer["name"]})
+        await sipp.wait_for_event(phones["mgr3"], VIP_A_MGR1, "answered")
+        await probe.request("DELETE", f"/channels/{leg}")
+    assert phones["mgr3"].events()[0] == (VIP_A_MGR1, "invite")
+    await run.wait(timeout=20)
 
 
 @pytest.fixture
