@@ -87,6 +87,11 @@ class FakeAri(FakeAsterisk):
         self.emit("ChannelVarset", channel, variable=name, value=value)
         await asyncio.sleep(0)
 
+    async def get_variable(self, channel_id: str, name: str) -> str | None:
+        channel = self._control("get_variable", channel_id, name=name)
+        await asyncio.sleep(0)
+        return channel.variables.get(name)
+
     async def set_global(self, name: str, value: str) -> None:
         self._log("set_global", name=name, value=value)
         self.globals[name] = value

@@ -155,6 +155,17 @@ class HttpAri:
         await self._request("POST", f"/channels/{quote(channel_id)}/variable",
                             {"variable": name, "value": value})
 
+    async def get_variable(self, channel_id: str, name: str) -> str | None:
+        """A variable or dialplan function of the channel; None when it is not set."""
+        try:
+            answer = await self._request("GET", f"/channels/{quote(channel_id)}/variable",
+                                         {"variable": name})
+        except ChannelGone as e:
+            if "variable" in str(e).lower():  # 404 "Variable Not Found"; else the channel is gone
+                return None
+            raise
+        return str(answer.get("value", "")) if isinstance(answer, dict) else None
+
     async def set_global(self, name: str, value: str) -> None:
         """A dialplan global variable (`POST /asterisk/variable` without a channel)."""
         await self._request("POST", "/asterisk/variable", {"variable": name, "value": value})

@@ -27,6 +27,11 @@ class CallbackSettings(BaseModel):
     client_ring_s: int = Field(40, ge=5, le=120)  # how long the client's phone rings
     poll_s: float = Field(5.0, ge=0.05, le=300)  # how often due requests are looked at
     max_parallel: int = Field(4, ge=1, le=100)  # call-backs in progress at once (per process)
+    # a request naming nobody waits its turn in the operators' queue (at its priority) rather
+    # than taking the first free operator; this long at most per attempt
+    keep_turn: bool = True
+    turn_wait_s: int = Field(600, ge=30, le=3600)
+    max_turns: int = Field(50, ge=1, le=1000)  # turns waiting in the queue at once (per process)
 
     @field_validator("dial")
     @classmethod

@@ -8,6 +8,7 @@ from __future__ import annotations
 INBOUND_CONTEXT = "inbound"  # calls from the trunk enter here
 ROUTE_CONTEXT = "caseline-route"  # Stasis(${CASELINE_APP},inbound), operators if the app is away
 INBOUND_ARG = "inbound"  # the Stasis argument that marks a caller to route
+CALLBACK_TURN_CONTEXT = "caseline-callback-turn"  # Local/<QUEUE_PRIO>@...: a call-back's turn in the queue
 OPERATORS_CONTEXT = "operators"  # Queue(${CASELINE_QUEUE}) with QUEUE_PRIO from CASELINE_PRIORITY
 VOICEMAIL_CONTEXT = "caseline-voicemail"  # VoiceMail(${CASELINE_MAILBOX})
 AGI_CONTEXT = "caseline-agi"  # the FastAGI front's dialplan

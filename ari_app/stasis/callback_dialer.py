@@ -10,6 +10,13 @@ by that person, answered or not: the client's return call then classifies as `ca
 and goes to that person. `dial_now` places one request at once, whatever the hour (POST
 /callbacks/{id}/dial, `caseline callbacks dial ID`).
 
+A request that names nobody (an IVR caller who chose a call-back rather than waiting, a
+website form for a new number) keeps its turn when `keep_turn` is on: instead of the first
+free operator, a stand-in for the client waits in the operators' queue at the request's
+priority (`Local/<QUEUE_PRIO>@caseline-callback-turn/n`, dialplan/extensions.conf), behind
+the callers who were there first and ahead of those who come later. The operator the
+queue connects to it is the person who calls the client back.
+
 The legs live in our Stasis app, watched through the app's subscriptions like a call's
 legs (so a resync never takes them for orphans). A person on a call (Asterisk's endpoint
 view, our Redis claims) is not rung; the request waits for the next poll.
@@ -29,6 +36,7 @@ from redis.exceptions import RedisError
 from ari_app.ari.interface import AriError, AriUnavailable, ChannelGone, Event
 from ari_app.config.callback_settings import CallbackSettings
 from ari_app.core.decide import is_open
+from ari_app.core.dialplan import CALLBACK_TURN_CONTEXT
 from ari_app.core.models import Contact, DialResult, Direction
 from ari_app.core.numbers import mask
 from ari_app.core.policy import Policy
@@ -50,6 +58,7 @@ _DIAL_RESULT = {"BUSY": DialResult.BUSY, "NOANSWER": DialResult.NO_ANSWER,
                 "CANCEL": DialResult.NO_ANSWER, "ANSWER": DialResult.ANSWERED}
 _CAUSE_RESULT = {17: DialResult.BUSY, 18: DialResult.NO_ANSWER, 19: DialResult.NO_ANSWER}
 _REDIS_DOWN = (RedisError, OSError, HistoryUnavailable)
+QUEUE_TURN = "queue"  # the "person" of a request waiting its turn in the operators' queue
 
 
 class _PersonLeft(Exception):
@@ -94,6 +103,8 @@ class CallbackDialer:
         self._wake = asyncio.Event()
         self._tasks: asyncio.TaskGroup | None = None
         self.running = asyncio.Event()  # run() can place requests (dial_now needs it)
+        self.turns: set[str] = set()  # of `active`: the requests waiting in the queue
+        self._leg_names: dict[str, str] = {}  # our legs' Asterisk channel names, while placed
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -138,8 +149,18 @@ class CallbackDialer:
                 continue
             if now >= req.expires_at:
                 await self._expire(req, now)
-            elif opened and len(self.active) < self.settings.max_parallel:
+            elif opened and self._has_room(req, policy):
                 await self._start(req, policy, now)
+
+    def _takes_turn(self, req: CallbackRequest, policy: Policy) -> bool:
+        return self.settings.keep_turn and not (req.holder and endpoint_of(policy, req.holder))
+
+    def _has_room(self, req: CallbackRequest, policy: Policy) -> bool:
+        """Turns waiting in the queue are bounded apart: they hold no person, only their
+        place, and must not keep other requests from being placed meanwhile."""
+        if self._takes_turn(req, policy):
+            return len(self.turns) < self.settings.max_turns
+        return len(self.active - self.turns) < self.settings.max_parallel
 
     # --- on demand -----------------------------------------------------------------------
 
@@ -176,8 +197,11 @@ class CallbackDialer:
 
     async def _start(self, req: CallbackRequest, policy: Policy,
                      now: datetime) -> tuple[str | None, str]:
-        """Claim a free person and the request, then place it in a task: (person, why not)."""
+        """Claim a free person (or the queue, for a turn) and the request, then place it in
+        a task: (person, why not)."""
         claim = f"callback-{req.id}"
+        if self._takes_turn(req, policy):
+            return await self._start_turn(req, now)
         holder = req.holder if req.holder and endpoint_of(policy, req.holder) else None
         candidates = [holder] if holder else list(policy.people.operators)
         person = None
@@ -198,6 +222,17 @@ class CallbackDialer:
                                 name=f"callback-{req.id}")
         return person, ""
 
+    async def _start_turn(self, req: CallbackRequest, now: datetime) -> tuple[str | None, str]:
+        """The request's turn in the operators' queue: whoever the queue gives it calls back."""
+        if not await self.store.claim(req.id, now, now + self.lease, self.owner):
+            return None, "taken by another instance"
+        assert self._tasks is not None
+        self.active.add(req.id)
+        self.turns.add(req.id)
+        self._tasks.create_task(self._place(replace(req, status=Status.DIALLING), QUEUE_TURN,
+                                            self.policy()), name=f"callback-{req.id}")
+        return QUEUE_TURN, ""
+
     async def _busy(self, endpoint: str) -> bool:
         try:
             details = await self.ari.endpoint(endpoint)
@@ -211,12 +246,16 @@ class CallbackDialer:
         attempt = req.attempts + 1
         legs = (f"cb-{req.id}-{attempt}-person", f"cb-{req.id}-{attempt}-client")
         bridge_id = f"cb-{req.id}-{attempt}-bridge"
-        result, talk_s = "error", 0
+        result, talk_s, claimed = "error", 0, person
         try:
             if await self._called_in(req):
                 result = "client_called_in"
             else:
-                result, talk_s = await self._attempt(watcher, req, person, policy, legs, bridge_id)
+                if person == QUEUE_TURN:
+                    result, person = await self._wait_turn(watcher, req, policy, legs[0])
+                if result != "turn_missed":
+                    result, talk_s = await self._attempt(watcher, req, person, policy, legs,
+                                                         bridge_id, rung=claimed == QUEUE_TURN)
         except asyncio.CancelledError:
             raise  # shutting down: the lease runs out and the request is placed again
         except Exception:  # one broken call-back must not stop the dialler
@@ -224,8 +263,10 @@ class CallbackDialer:
             log.exception("callback %s failed", req.id)
         finally:
             await self._tear_down(watcher, legs, bridge_id)
-            await self.presence.release(person, f"callback-{req.id}")
+            if claimed != QUEUE_TURN:
+                await self.presence.release(person, f"callback-{req.id}")
             self.active.discard(req.id)
+            self.turns.discard(req.id)
         # nothing below may raise: a failed task would stop the dialler's TaskGroup
         try:
             await self._finish(req, person, result, talk_s)
@@ -248,16 +289,46 @@ class CallbackDialer:
         return any(c.direction is Direction.INBOUND and c.answered and c.at >= req.filed_at
                    for c in contacts)
 
-    async def _attempt(self, watcher: Call, req: CallbackRequest, person: str, policy: Policy,
-                       legs: tuple[str, str], bridge_id: str) -> tuple[str, int]:
-        """Ring the person, then the client; bridge them. (result, talk seconds)."""
-        person_leg, client_leg = legs
-        endpoint = endpoint_of(policy, person) or ""
-        # the person's phone shows whom they are about to call back
-        answered = await self._ring(watcher, person_leg, endpoint, self.settings.holder_ring_s,
-                                    (req.number, "Callback"))
+    async def _wait_turn(self, watcher: Call, req: CallbackRequest, policy: Policy,
+                         leg: str) -> tuple[str, str]:
+        """Queue the client's stand-in at the request's priority until an operator takes it:
+        ("", the operator, "" if unknown) or ("turn_missed", QUEUE_TURN)."""
+        endpoint = f"Local/{min(max(req.priority, 0), 999):03d}@{CALLBACK_TURN_CONTEXT}/n"
+        wait_s = self.settings.turn_wait_s
+        # the operator's phone shows the client's number, as for a caller in the queue
+        answered = await self._ring(watcher, leg, endpoint, wait_s, (req.number, "Callback"))
         if answered is not DialResult.ANSWERED:
-            return f"person_{answered}", 0
+            log.info("callback %s: no operator took its turn within %d s (%s)", req.id, wait_s, answered)
+            return "turn_missed", QUEUE_TURN
+        return "", await self._operator_on(leg, policy)
+
+    async def _operator_on(self, leg: str, policy: Policy) -> str:
+        """Who the queue connected to the stand-in: Queue() sets MEMBERINTERFACE on its caller,
+        the Local channel's other half ("PJSIP/op1" -> "op1")."""
+        other_half = self._leg_names.get(leg, "")
+        if other_half.endswith(";1"):
+            other_half = other_half[:-1] + "2"
+        try:
+            member = await self.ari.get_variable(leg, f"IMPORT({other_half},MEMBERINTERFACE)")
+        except AriError:
+            member = None
+        resource = (member or "").partition("/")[2]
+        if not resource:
+            log.warning("callback: who took the turn of %s is unknown (MEMBERINTERFACE unset)", leg)
+        return policy.people.by_endpoint().get(resource, resource)
+
+    async def _attempt(self, watcher: Call, req: CallbackRequest, person: str, policy: Policy,
+                       legs: tuple[str, str], bridge_id: str, *, rung: bool = False) -> tuple[str, int]:
+        """Ring the person (unless the queue already connected them: `rung`), then the
+        client; bridge them. (result, talk seconds)."""
+        person_leg, client_leg = legs
+        if not rung:
+            endpoint = endpoint_of(policy, person) or ""
+            # the person's phone shows whom they are about to call back
+            answered = await self._ring(watcher, person_leg, endpoint, self.settings.holder_ring_s,
+                                        (req.number, "Callback"))
+            if answered is not DialResult.ANSWERED:
+                return f"person_{answered}", 0
         try:  # music while the client's phone rings
             await self.ari.start_music(person_leg, policy.defaults.moh_class)
         except AriError:
@@ -299,8 +370,9 @@ class CallbackDialer:
         try:
             await self.ari.create_channel(endpoint, channel_id=leg, app_args="callback",
                                           originator=originator)
-            await watcher.wait_for(lambda e: e.get("type") == "StasisStart" and channel_of(e) == leg,
-                                   LEG_START_TIMEOUT_S)
+            started = await watcher.wait_for(
+                lambda e: e.get("type") == "StasisStart" and channel_of(e) == leg, LEG_START_TIMEOUT_S)
+            self._leg_names[leg] = str((started.get("channel") or {}).get("name", ""))
             if shown is not None:
                 # chan_pjsip's From (and PAI) is the leg's connected line; `i`: set it, send no
                 # update. Dialled without `caller`, which would overwrite it with that channel's ID.
@@ -373,3 +445,5 @@ class CallbackDialer:
                 pass
         for leg in list(watcher.watched):
             watcher.unwatch(leg)
+        for leg in legs:
+            self._leg_names.pop(leg, None)

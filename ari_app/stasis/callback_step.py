@@ -2,8 +2,8 @@
 
 A rule (`target: callback`), the after-hours action `callback_request` or an IVR option
 ("press 2 to be called back instead of waiting") lead here. The request keeps the caller's
-turn: their priority (what QUEUE_PRIO would have been) and the moment they chose it; the
-dialler places due requests in that order (record/callbacks.py, stasis/callback_dialer.py).
+priority (what QUEUE_PRIO would have been); one without a holder then waits its turn in the
+operators' queue itself (stasis/callback_dialer.py, `callbacks.keep_turn`).
 """
 from __future__ import annotations
 

@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -42,7 +43,8 @@ async def callbacks(status: str = "") -> list[dict]:
 async def hang_up_the_client(lab) -> None:
     """The client ends the call-back (SIPp phones wait for a BYE): their trunk leg hangs up."""
     async def trunk_leg() -> str:
-        legs = [c["id"] for c in await lab.channels() if c["name"].startswith("PJSIP/trunk-")]
+        legs = [c["id"] for c in await lab.channels()
+                if c["name"].startswith("PJSIP/trunk-") and c["id"].startswith("cb-")]
         assert legs, "the client's leg"
         return legs[0]
 
@@ -92,6 +94,82 @@ async def test_a_c_client_who_presses_2_files_a_callback_request(routing, phones
     # filed for this number (open 24/7, the dialler may already be placing it)
     requests = [c for c in await callbacks() if c["number"].endswith(C_CLIENT[-4:])]
     assert len(requests) == 1 and requests[0]["reason"].startswith("ivr"), requests
+
+
+def fresh_number() -> str:
+    return f"+7999{secrets.randbelow(10**7):07d}"  # unknown to the CRM: new, to the operators
+
+
+async def in_the_queue(lab, number: str) -> str:
+    """The channel id of `number`'s call once it waits in Queue() (for eventually())."""
+    waiting = [c["id"] for c in await lab.channels()
+               if c["caller"]["number"] == number and c["dialplan"]["app_name"] == "Queue"]
+    assert waiting, f"{number} waits in the queue"
+    return waiting[0]
+
+
+async def turn_in_the_queue(lab) -> None:
+    assert any(c["name"].startswith("Local/") and "@caseline-callback-turn" in c["name"]
+               and c["dialplan"]["app_name"] == "Queue" for c in await lab.channels()), "the turn waits"
+
+
+async def talking_with_op1(op1: sipp.Phone, number: str) -> None:
+    assert "answered" in op1.calls_from(number), f"op1 answered {number}"
+
+
+# New callers get the IVR menu here ("0": the operators, "2": a call-back), so that the
+# callers around the one who chooses a call-back are new as well: the same priority, no
+# holder, and only the order of arrival decides.
+@pytest.mark.routing(rules__classes__new__target="ivr:main")
+async def test_an_ivr_call_back_keeps_the_callers_turn_in_the_queue(routing, phones, tmp_path):
+    """op1 alone answers the queue. While op1 talks with A: B queues, then C presses 2 (call
+    me back) and hangs up, then D queues. op1 then serves B, then calls C back, then serves
+    D: the call-back was placed when the queue reached C's turn."""
+    lab = routing.lab
+    start_phones(phones, tmp_path, op1="answer", op2="busy")
+    op1 = phones["op1"]
+    phones["client"] = client = sipp.Phone("client", tmp_path, "answer").start(*sipp.CLIENT_PHONE)
+    a, b, c, d = (fresh_number() for _ in range(4))
+    to_the_operators = {"hold_ms": 120_000, "dtmf": ("0", 7500)}  # after the intro, in the menu
+
+    runs = [await sipp.place_calls(tmp_path, [a], **to_the_operators)]
+    await sipp.wait_for_event(op1, a, "answered", timeout=25)
+    runs.append(await sipp.place_calls(tmp_path, [b], **to_the_operators))
+    await eventually(in_the_queue, lab, b, timeout=20)
+    chooser = await sipp.place_calls(tmp_path, [c], hold_ms=8000, dtmf=("2", 7500))
+    await chooser.wait(timeout=30)
+    await eventually(turn_in_the_queue, lab, timeout=15)
+    runs.append(await sipp.place_calls(tmp_path, [d], **to_the_operators))
+    d_leg = await eventually(in_the_queue, lab, d, timeout=20)
+
+    lab.ari("DELETE", f"/channels/{await in_the_queue_or_talking(lab, a)}")  # A is done
+    await eventually(talking_with_op1, op1, b, timeout=20)
+    lab.ari("DELETE", f"/channels/{await in_the_queue_or_talking(lab, b)}")  # B is done
+    # C's turn: op1 is connected to C's stand-in (showing C's number), then C is called
+    await eventually(talking_with_op1, op1, c, timeout=20)
+    await sipp.wait_for_event(client, COMPANY_CALLER_ID, "answered", timeout=20)
+    assert d_leg in [ch["id"] for ch in await lab.channels()], "D still waits meanwhile"
+    await hang_up_the_client(lab)
+    await eventually(talking_with_op1, op1, d, timeout=20)
+
+    answered = [number for number, event in op1.events() if event == "answered"]
+    assert answered == [a, b, c, d]
+
+    async def done_by_op1() -> None:
+        [request] = [r for r in await callbacks() if r["number"].endswith(c[-4:])]
+        assert (request["status"], request["person"]) == ("done", "op1"), request
+
+    await eventually(done_by_op1, timeout=15)
+    lab.ari("DELETE", f"/channels/{await in_the_queue_or_talking(lab, d)}")
+    for run in runs:
+        await run.wait(timeout=20)
+
+
+async def in_the_queue_or_talking(lab, number: str) -> str:
+    legs = [c["id"] for c in await lab.channels()
+            if c["caller"]["number"] == number and c["name"].startswith("PJSIP/trunk-")]
+    assert legs, f"{number}'s call"
+    return legs[0]
 
 
 @pytest.mark.routing(hours__enabled=True, **CLOSED_NOW,

@@ -31,7 +31,12 @@ from tests.support.fake_world import NOW, MemoryPresence, World, running
 CLIENT = "+79161234567"
 TRUNK = "PJSIP/79161234567@trunk"  # caseline.yaml callbacks.dial, PJSIP/{digits}@trunk
 SUNDAY = datetime(2025, 3, 16, 9, 0, tzinfo=UTC)  # 12:00 in Moscow: closed all day
-SETTINGS = CallbackSettings(poll_s=300, retry_after=timedelta(minutes=10), max_attempts=2)
+# keep_turn off: a request without a holder takes the first free operator (the turn mode,
+# where it waits in the operators' queue instead, has its own tests below)
+SETTINGS = CallbackSettings(poll_s=300, retry_after=timedelta(minutes=10), max_attempts=2,
+                            keep_turn=False)
+TURNS = SETTINGS.model_copy(update={"keep_turn": True})
+TURN_AT_70 = "Local/070@caseline-callback-turn/n"
 
 
 @dataclass
@@ -236,7 +241,7 @@ async def test_without_a_holder_the_first_free_operator_calls_back(dialler_runni
 
 async def test_due_requests_are_placed_in_the_queue_order(redis: Redis) -> None:
     """Highest priority first, then the oldest: a caller who chose a call-back keeps their turn."""
-    one_at_a_time = CallbackSettings(poll_s=300, max_parallel=1)
+    one_at_a_time = CallbackSettings(poll_s=300, max_parallel=1, keep_turn=False)
     async with running() as world:
         d = await _dialling(world, redis, FixedClock(NOW), one_at_a_time)
         fake = world.ari
@@ -278,3 +283,65 @@ async def test_the_holder_hanging_up_while_the_client_rings_ends_the_attempt(dia
     assert await d.finished() == [(req.id, "person_hung_up")]
     assert client_leg in fake.destroyed  # the client's phone stops ringing
     assert (await d.store.get(req.id)).status is Status.OPEN
+
+
+@pytest.fixture
+async def turns_running(redis: Redis) -> AsyncIterator[Dialling]:
+    async with running() as world:
+        d = await _dialling(world, redis, FixedClock(NOW), TURNS)
+        task = asyncio.create_task(d.dialer.run())
+        try:
+            yield d
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_without_a_holder_the_request_waits_its_turn_in_the_operators_queue(
+        turns_running: Dialling) -> None:
+    """Its stand-in joins the queue at the request's priority and shows the client's number;
+    once the queue connects it, the client is called and bridged to it. (Which operator the
+    queue chose, Asterisk's MEMBERINTERFACE, is shown by the lab test.)"""
+    d, fake = turns_running, turns_running.ari
+    fake.phone(TURN_AT_70).answers()
+    fake.phone(TRUNK).answers()
+    req = await d.file(holder="", priority=70)
+    turn_leg, client_leg = await bridged(fake)
+    assert [c["endpoint"] for c in fake.sent("create_channel")] == [TURN_AT_70, TRUNK]
+    assert [dial["timeout_s"] for dial in fake.sent("dial")] == [TURNS.turn_wait_s, TURNS.client_ring_s]
+    shown = {(v["channel_id"], v["name"]): v["value"] for v in fake.sent("set_variable")}
+    assert shown[(turn_leg, "CONNECTEDLINE(num,i)")] == CLIENT
+    fake.hang_up(client_leg)
+    assert await d.finished() == [(req.id, "answered")]
+    assert d.presence.claims == {} and fake.live_channels == {}
+
+
+async def test_a_turn_nobody_takes_in_time_is_placed_again_later(turns_running: Dialling) -> None:
+    d, fake = turns_running, turns_running.ari
+    fake.phone(TURN_AT_70).no_answer()
+    req = await d.file(holder="", priority=70)
+    assert await d.finished() == [(req.id, "turn_missed")]
+    again = await d.store.get(req.id)
+    assert (again.status, again.attempts) == (Status.OPEN, 1)
+    assert [c["endpoint"] for c in fake.sent("create_channel")] == [TURN_AT_70]  # no client call
+
+
+async def test_a_turn_waiting_in_the_queue_keeps_no_holder_request_waiting(redis: Redis) -> None:
+    """Turns are bounded apart (max_turns): with max_parallel 1, a turn still waiting in the
+    queue does not hold back a request for mgr1."""
+    async with running() as world:
+        d = await _dialling(world, redis, FixedClock(NOW), TURNS.model_copy(update={"max_parallel": 1}))
+        fake = world.ari
+        fake.phone(TURN_AT_70).keeps_ringing()
+        fake.phone("PJSIP/mgr1").answers()
+        fake.phone(TRUNK).answers()
+        task = asyncio.create_task(d.dialer.run())
+        try:
+            await d.file(holder="", priority=70)
+            await fake.until(lambda: len(fake.sent("dial")) == 1)
+            await d.file("+79160000005", holder="mgr1")
+            await fake.until(lambda: [c["endpoint"] for c in fake.sent("create_channel")][:2]
+                             == [TURN_AT_70, "PJSIP/mgr1"])
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
