@@ -15,8 +15,15 @@
    identify-by-address section. Asterisk config can append to a section but not remove a
    line, and a second section of the same name and type makes res_pjsip refuse the file,
    so this is the one place where the docker config differs from the lab's by subtraction.
-4. asterisk.conf comes from Debian's samples, as in the lab; stale *.conf files go.
-5. With a COMMAND (compose passes `asterisk -f -n`: the lab's flags, minus the lab's
+4. Where the stack listens (docker/.env, not secrets; SETTINGS below): the lines of the lab's
+   files that name an address or a port range are replaced, each exactly as the lab has it
+   (substitutions()), and `${CASELINE_...}` in the overlay is filled in. With the defaults the
+   lab's lines stay as they are. One more line differs: a phone's call to an outside number
+   rings the `client` softphone's registered contact, with the number as its caller ID
+   (the lab dials `PJSIP/<number>@trunk`, whose request URI a softphone registered as
+   `client` answers with 404).
+5. asterisk.conf comes from Debian's samples, as in the lab; stale *.conf files go.
+6. With a COMMAND (compose passes `asterisk -f -n`: the lab's flags, minus the lab's
    `-U root -G root`, since the image runs as the `asterisk` user), exec it.
    Without one, only render: `docker compose exec asterisk python3 ... render.py` followed
    by `asterisk -rx "dialplan reload"` applies edited files without a restart.
@@ -26,6 +33,7 @@ Standard library only: the image has python3 and nothing else of ours.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import re
 import shutil
@@ -45,6 +53,18 @@ MIN_PASSWORD = 12
 # Asterisk config values end at ';' and at the line end; voicemail.conf splits on ','.
 _PASSWORD_RE = re.compile(r"[A-Za-z0-9_.~+=@%:/-]+", re.ASCII)
 _PIN_RE = re.compile(r"[0-9]{4,12}", re.ASCII)
+# Where the stack listens (docker/.env through compose; the defaults are a user's).
+SETTINGS = {
+    "CASELINE_BIND_IP": "127.0.0.1",  # loopback: SIP 5060, ARI/HTTP, AMI, the FastAGI URL
+                                      # (and, in compose, Caseline's ops API and Redis)
+    "CASELINE_SOFTPHONE_IP": "0.0.0.0",  # SIP 5062 for the softphones (the LAN)
+    "CASELINE_RTP_PORTS": "20000-23999",  # RTP, on every address
+}
+# The trunk's Dial in [internal] (dialplan/extensions.conf): with SIPp the trunk's contact
+# answers any number; a softphone registered as `client` knows only its own account.
+LAB_OUTSIDE_DIAL = " same => n,Dial(PJSIP/${FILTER(+0-9,${EXTEN})}@trunk,30)"
+SOFTPHONE_OUTSIDE_DIAL = " same => n,Dial(PJSIP/client,30,f(${CALLERID(num)} <${FILTER(+0-9,${EXTEN})}>))"
+_SETTING_RE = re.compile(r"\$\{(CASELINE_[A-Z_]+)\}")
 _HEADER_RE = re.compile(r"\s*\[([^\]]+)\](?:\(([^)]*)\))?\s*(?:;.*)?")
 _OPTION_RE = re.compile(r"\s*([A-Za-z0-9_]+)\s*=>?\s*(.*?)\s*(?:;.*)?")
 
@@ -80,6 +100,66 @@ def secret_values(env: Mapping[str, str], names: list[str]) -> dict[str, str]:
         raise RenderError("docker/.env: " + "; ".join(problems)
                           + " (sh docker/new-env writes a docker/.env with fresh values)")
     return values
+
+
+def settings(env: Mapping[str, str]) -> dict[str, str]:
+    """SETTINGS from the environment (unset or empty: the default), checked."""
+    values = {name: env.get(name) or default for name, default in SETTINGS.items()}
+    problems = []
+    for name in ("CASELINE_BIND_IP", "CASELINE_SOFTPHONE_IP"):
+        try:
+            address = ipaddress.IPv4Address(values[name])
+        except ValueError:
+            problems.append(f"{name} must be an IPv4 address, not {values[name]!r}")
+            continue
+        if name == "CASELINE_BIND_IP" and not address.is_loopback:
+            # ARI, AMI, FastAGI, the ops API and a Redis without a password: the host's alone
+            problems.append(f"CASELINE_BIND_IP must be a loopback address (127.x.x.x), not {address}")
+    ports = re.fullmatch(r"([0-9]{4,5})-([0-9]{4,5})", values["CASELINE_RTP_PORTS"])
+    if not ports or not 1024 <= int(ports.group(1)) < int(ports.group(2)) <= 65535:
+        problems.append("CASELINE_RTP_PORTS must be FIRST-LAST, from 1024 to 65535 "
+                        f"(e.g. {SETTINGS['CASELINE_RTP_PORTS']})")
+    if problems:
+        raise RenderError("docker/.env: " + "; ".join(problems))
+    return values
+
+
+def substitutions(values: Mapping[str, str]) -> dict[str, list[tuple[str, str]]]:
+    """file -> (the lab's line, docker's line(s)); every lab line must be there exactly once."""
+    ip = values["CASELINE_BIND_IP"]
+    first, last = values["CASELINE_RTP_PORTS"].split("-")
+    permit = "permit = 127.0.0.1/255.255.255.255"
+    return {
+        "pjsip.conf": [("bind = 127.0.0.1:5060", f"bind = {ip}:5060")],
+        "http.conf": [("bindaddr = 127.0.0.1", f"bindaddr = {ip}")],
+        # Caseline connects from the host's network: to another loopback address, from
+        # 127.0.0.1 (the route's preferred source), or else from that address
+        "manager.conf": [("bindaddr = 127.0.0.1", f"bindaddr = {ip}"),
+                         (permit, permit if ip == "127.0.0.1" else f"{permit}\npermit = {ip}/255.255.255.255")],
+        "rtp.conf": [("rtpstart = 20000", f"rtpstart = {first}"), ("rtpend = 23999", f"rtpend = {last}")],
+        "caseline-agi.conf": [(" same => n,Set(CASELINE_AGI_URL=agi://127.0.0.1:4573)",
+                               f" same => n,Set(CASELINE_AGI_URL=agi://{ip}:4573)")],
+        "extensions.conf": [(LAB_OUTSIDE_DIAL, SOFTPHONE_OUTSIDE_DIAL)],
+    }
+
+
+def substitute(name: str, text: str, changes: list[tuple[str, str]]) -> str:
+    lines = text.split("\n")
+    for old, new in changes:
+        where = [i for i, line in enumerate(lines) if line == old]
+        if len(where) != 1:
+            raise RenderError(f"{name}: expected the line {old!r} once, found it {len(where)} times: "
+                              "update substitutions() in docker/asterisk/render.py")
+        lines[where[0]] = new
+    return "\n".join(lines)
+
+
+def fill_settings(text: str, values: Mapping[str, str]) -> str:
+    """`${CASELINE_...}` of the overlay, filled in; an unknown name is an error."""
+    unknown = sorted({m.group(1) for m in _SETTING_RE.finditer(text)} - set(values))
+    if unknown:
+        raise RenderError(f"{OVERLAY.name}: no setting named {', '.join(unknown)}")
+    return _SETTING_RE.sub(lambda m: values[m.group(1)], text)
 
 
 def _sections(text: str) -> list[tuple[str | None, str, list[str]]]:
@@ -147,8 +227,12 @@ def rendered_files(env: Mapping[str, str]) -> dict[str, str]:
         raise RenderError(f"{OVERLAY.name} must not be shipped in config/asterisk or dialplan: "
                           "the lab would load the softphone accounts too")
     values = secret_values(env, placeholder_names([src.read_text() for src in sources]))
+    where = settings(env)
     files = {src.name: root.render(src, values) for src in sources}
+    files[OVERLAY.name] = fill_settings(files[OVERLAY.name], where)
     files["pjsip.conf"] = without_lab_wiring(files["pjsip.conf"], registrable_aors(files[OVERLAY.name]))
+    for name, changes in substitutions(where).items():
+        files[name] = substitute(name, files[name], changes)
     leftovers = sorted(name for name, text in files.items() if "CHANGE_ME_" in text)
     if leftovers:
         raise RenderError(f"placeholders nobody fills in: {', '.join(leftovers)}")

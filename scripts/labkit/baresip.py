@@ -17,6 +17,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import socket
@@ -53,6 +54,16 @@ def write_tone_wav(path: Path, hz: int = 440, seconds: int = 60) -> Path:
 
 def available() -> bool:
     return shutil.which("baresip") is not None
+
+
+def registering_account(user: str, registrar: str, password: str, regint: int = 60) -> str:
+    """An accounts line that REGISTERs `user` at `registrar` ("ip:port") every `regint`
+    seconds, answering the registrar's digest challenge with `password` (auth user = `user`).
+
+    >>> registering_account("client", "127.0.5.1:5062", "s3cret")
+    '<sip:client@127.0.5.1:5062>;auth_user=client;auth_pass=s3cret;regint=60'
+    """
+    return f"<sip:{user}@{registrar}>;auth_user={user};auth_pass={password};regint={regint}"
 
 
 def netstring(payload: bytes) -> bytes:
@@ -222,6 +233,18 @@ class Softphone:
         except TimeoutError:
             raise AssertionError(f"{self.name}: no {kind} within {timeout:g} s; "
                                  f"events: {[e.get('type') for e in self.events]}") from None
+
+    async def registration(self) -> str:
+        """This phone's registration as baresip's `reginfo` shows it: "OK" once the registrar
+        accepted the REGISTER (an account from registering_account), "ERR" after a refusal,
+        "zzz" before any answer. Its REGISTER_OK event may come before the control socket
+        is connected, so this asks instead: poll it (tests.support.eventually)."""
+        data = str((await self.command("reginfo")).get("data", ""))
+        for line in re.sub(r"\x1b\[[0-9;]*m", "", data).splitlines():
+            words = line.lstrip("> ").split()
+            if len(words) >= 2 and words[0].startswith("sip:"):
+                return words[1]
+        return ""
 
     def sip_trace(self) -> str:
         """What baresip wrote so far, its SIP trace included (`-s`)."""

@@ -7,6 +7,7 @@ password, and the client's dialplan context is there and harmless in the lab.
 """
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
 from types import ModuleType
@@ -164,13 +165,90 @@ def test_render_requires_every_used_secret(render: ModuleType) -> None:
     assert render.rendered_files(without_ops)
 
 
-def test_rendered_files_are_the_labs_plus_the_overlay(files: dict[str, str]) -> None:
+def changed_lines(lab: str, docker: str) -> list[tuple[str, str]]:
+    """(the lab's line, what docker has instead) for each line that differs: one line, or
+    lines joined with newlines where docker adds some (nothing of the lab's goes)."""
+    out = []
+    a, b = lab.splitlines(), docker.splitlines()
+    for op, a1, a2, b1, b2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if op == "replace" and a2 - a1 == b2 - b1:  # line for line
+            out.extend(zip(a[a1:a2], b[b1:b2], strict=True))
+        elif op == "replace":
+            assert a2 - a1 == 1, (a[a1:a2], b[b1:b2])
+            out.append((a[a1], "\n".join(b[b1:b2])))
+        elif op == "insert":
+            out.append((a[a1 - 1], "\n".join([a[a1 - 1], *b[b1:b2]])))
+        else:
+            assert op == "equal", (op, a[a1:a2])
+    return out
+
+
+def test_rendered_files_are_the_labs_plus_the_overlay(files: dict[str, str], render: ModuleType) -> None:
     lab = {p.name: root.render(p, TEST_ENV) for p in root.config_sources()}
     assert set(files) == set(lab) | {OVERLAY.name}
-    assert {n: t for n, t in files.items() if n not in ("pjsip.conf", OVERLAY.name)} == \
-        {n: t for n, t in lab.items() if n != "pjsip.conf"}
+    differ = {n for n in lab if files[n] != lab[n]}
+    assert differ == {"pjsip.conf", "extensions.conf"}, "with the default addresses, the lab's lines"
+    # The one line more: a phone's call to an outside number rings the client softphone's
+    # registered contact (a softphone registered as `client` answers sip:<number>@ with 404),
+    # with the number, and who dialled it, as the caller ID.
+    assert changed_lines(lab["extensions.conf"], files["extensions.conf"]) == [
+        (" same => n,Dial(PJSIP/${FILTER(+0-9,${EXTEN})}@trunk,30)",
+         " same => n,Dial(PJSIP/client,30,f(${CALLERID(num)} <${FILTER(+0-9,${EXTEN})}>))")]
+    internal = files["extensions.conf"].split("\n[internal]\n", 1)[1].split("\n[", 1)[0]
+    assert render.SOFTPHONE_OUTSIDE_DIAL in internal and "caseline-outbound" in internal, \
+        "still in [internal], still an outbound call Caseline learns (dcontext, dst, userfield)"
     assert not any("CHANGE_ME_" in text for text in files.values())
+    assert "${CASELINE_" not in files[OVERLAY.name], "the overlay's settings are filled in"
     assert TEST_ENV["CASELINE_ARI_PASSWORD"] in files["ari.conf"]
+
+
+STACK = {"CASELINE_BIND_IP": "127.0.5.1", "CASELINE_SOFTPHONE_IP": "127.0.5.1",
+         "CASELINE_RTP_PORTS": "26000-26999"}
+
+
+def test_the_addresses_come_from_the_env_and_change_only_those_lines(files: dict[str, str],
+                                                                      render: ModuleType) -> None:
+    """tests/docker/test_stack.py runs beside the lab: every address of the lab's files that
+    docker binds or connects to, and the RTP range, come from docker/.env."""
+    moved = render.rendered_files({**TEST_ENV, **STACK})
+    changes = {name: changed_lines(files[name], moved[name]) for name in files if files[name] != moved[name]}
+    assert changes == {
+        "pjsip.conf": [("bind = 127.0.0.1:5060", "bind = 127.0.5.1:5060")],
+        "http.conf": [("bindaddr = 127.0.0.1", "bindaddr = 127.0.5.1")],
+        "manager.conf": [("bindaddr = 127.0.0.1", "bindaddr = 127.0.5.1"),
+                         ("permit = 127.0.0.1/255.255.255.255",
+                          "permit = 127.0.0.1/255.255.255.255\npermit = 127.0.5.1/255.255.255.255")],
+        "rtp.conf": [("rtpstart = 20000", "rtpstart = 26000"), ("rtpend = 23999", "rtpend = 26999")],
+        "caseline-agi.conf": [(" same => n,Set(CASELINE_AGI_URL=agi://127.0.0.1:4573)",
+                               " same => n,Set(CASELINE_AGI_URL=agi://127.0.5.1:4573)")],
+        OVERLAY.name: [("bind = 0.0.0.0:5062", "bind = 127.0.5.1:5062")],
+    }
+    assert render.settings({}) == render.SETTINGS, "unset: the defaults, a user's"
+    assert render.settings({"CASELINE_BIND_IP": ""}) == render.SETTINGS
+
+
+@pytest.mark.parametrize(("name", "value", "problem"), [
+    ("CASELINE_BIND_IP", "localhost", "CASELINE_BIND_IP must be an IPv4 address"),
+    ("CASELINE_BIND_IP", "192.168.1.10", "CASELINE_BIND_IP must be a loopback address"),
+    ("CASELINE_SOFTPHONE_IP", "0.0.0.0:5062", "CASELINE_SOFTPHONE_IP must be an IPv4 address"),
+    ("CASELINE_RTP_PORTS", "20000", "CASELINE_RTP_PORTS must be FIRST-LAST"),
+    ("CASELINE_RTP_PORTS", "30000-20000", "CASELINE_RTP_PORTS must be FIRST-LAST"),
+    ("CASELINE_RTP_PORTS", "80-90", "CASELINE_RTP_PORTS must be FIRST-LAST"),
+])
+def test_a_bad_address_setting_is_refused(render: ModuleType, name: str, value: str, problem: str) -> None:
+    with pytest.raises(render.RenderError, match=problem):
+        render.rendered_files({**TEST_ENV, name: value})
+
+
+def test_a_changed_lab_line_stops_the_render(render: ModuleType) -> None:
+    """The lab's line each substitution replaces must be there once: were the lab's file
+    changed, docker would otherwise silently keep listening on 127.0.0.1."""
+    with pytest.raises(render.RenderError, match="http.conf: expected the line 'bindaddr = 127.0.0.1' once, found it 0"):
+        render.substitute("http.conf", "bindaddr = 0.0.0.0\n", [("bindaddr = 127.0.0.1", "bindaddr = 127.0.5.1")])
+    with pytest.raises(render.RenderError, match="found it 2 times"):
+        render.substitute("x.conf", "a\na\n", [("a", "b")])
+    with pytest.raises(render.RenderError, match="no setting named CASELINE_NOPE"):
+        render.fill_settings("bind = ${CASELINE_NOPE}:5062", render.SETTINGS)
 
 
 def test_main_installs_and_execs(render: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
