@@ -238,11 +238,11 @@ async def explain_command(args: argparse.Namespace) -> int:
 
 async def calls_command(args: argparse.Namespace) -> int:
     from ari_app.config.settings import load_settings
-    from ari_app.history.store import redis_client
+    from ari_app.history.connect import redis_for
     from ari_app.record.outcomes import last_decisions
 
     settings = load_settings(args.config)
-    redis = redis_client(settings.redis.url, timeout_s=5)
+    redis = redis_for(settings.redis, timeout_s=5)
     try:
         entries = await last_decisions(redis, max(1, min(args.last, 10_000)))
     finally:
@@ -261,7 +261,7 @@ async def calls_command(args: argparse.Namespace) -> int:
 async def replay_command(args: argparse.Namespace) -> int:
     from ari_app.config.policy import load_policy
     from ari_app.config.settings import load_settings
-    from ari_app.history.store import redis_client
+    from ari_app.history.connect import redis_for
     from ari_app.record.replay import entries_since, replay
 
     settings = load_settings(args.config)
@@ -269,7 +269,7 @@ async def replay_command(args: argparse.Namespace) -> int:
     candidate = load_policy(args.routing) if args.routing else None
     running = load_policy(args.config / settings.routing_file)
     since = datetime.now(UTC) - args.since
-    redis = redis_client(settings.redis.url, timeout_s=5)
+    redis = redis_for(settings.redis, timeout_s=5)
     try:
         entries = await entries_since(redis, since)
     finally:
@@ -303,11 +303,8 @@ async def import_cdr_command(args: argparse.Namespace) -> int:
     from ari_app.config.live import LiveConfig
     from ari_app.config.settings import load_settings
     from ari_app.history.cdr import CdrReport, import_cdr_file, learning_rules
-    from ari_app.history.store import (
-        HistoryUnavailable,
-        RedisHistoryStore,
-        redis_client,
-    )
+    from ari_app.history.connect import redis_for
+    from ari_app.history.store import HistoryUnavailable, RedisHistoryStore
 
     try:  # before anything else: a wrong path is the most likely mistake
         with args.file.open("rb"):
@@ -317,7 +314,7 @@ async def import_cdr_command(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     config = LiveConfig(args.config / settings.routing_file, args.config / settings.legal_entities_file,
                         numbering_path=args.config / settings.numbering_file)
-    redis = redis_client(settings.redis.url, timeout_s=5)
+    redis = redis_for(settings.redis, timeout_s=5)
     report = CdrReport()
     try:
         store = RedisHistoryStore.from_settings(redis, settings.history)
@@ -392,11 +389,11 @@ async def callbacks_command(args: argparse.Namespace) -> int:
     if args.callbacks_command == "dial":
         return await ops_request(args, "POST", f"/callbacks/{args.id}/dial")
     from ari_app.config.settings import load_settings
-    from ari_app.history.store import redis_client
+    from ari_app.history.connect import redis_for
     from ari_app.record.callbacks import CallbackStore
 
     settings = load_settings(args.config)
-    redis = redis_client(settings.redis.url, timeout_s=5)
+    redis = redis_for(settings.redis, timeout_s=5)
     try:
         found = await CallbackStore(redis).listing(max(1, min(args.last, 10_000)))
     finally:

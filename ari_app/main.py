@@ -36,7 +36,8 @@ from ari_app.crm.companies import CompanyLookup
 from ari_app.crm.factory import build_crm
 from ari_app.crm.service import CrmService
 from ari_app.history.cdr import CdrRow, learning_rules
-from ari_app.history.store import RedisHistoryStore, redis_client
+from ari_app.history.connect import redis_for
+from ari_app.history.store import RedisHistoryStore
 from ari_app.ops.ami import ami_ready
 from ari_app.ops.api import OpsServer, create_app
 from ari_app.ops.config_reload import ConfigReloads
@@ -129,7 +130,7 @@ class Core:
 
 async def build_core(settings: Settings, config_dir: Path, stack: AsyncExitStack,
                      metrics: Metrics | None = None, clock: Clock | None = None) -> Core:
-    redis = redis_client(settings.redis.url)
+    redis = redis_for(settings.redis)
     stack.push_async_callback(redis.aclose)
     history = RedisHistoryStore.from_settings(redis, settings.history)
     session = await stack.enter_async_context(aiohttp.ClientSession())

@@ -20,6 +20,7 @@ from ari_app.config.crm_settings import CrmSettings
 from ari_app.config.files import ConfigError, load_model
 from ari_app.config.history_settings import HistorySettings
 from ari_app.config.learning_settings import LearningSettings
+from ari_app.config.scale_settings import NodeSettings, SentinelSettings, sentinel_from_env
 
 
 class Strict(BaseModel):
@@ -43,6 +44,8 @@ class AmiSettings(Strict):
 
 class RedisSettings(Strict):
     url: str = "redis://127.0.0.1:6379/0"  # may carry a password (redis://:pw@host): never shown
+    # several nodes: the master through Sentinel (the url then gives only password and db)
+    sentinel: SentinelSettings | None = None
 
     def __repr_args__(self):  # type: ignore[no-untyped-def]  # repr() and str() of Settings
         for name, value in super().__repr_args__():
@@ -82,6 +85,7 @@ class LoggingSettings(Strict):
 
 
 class Settings(Strict):
+    node: NodeSettings = NodeSettings()  # which Asterisk node this Caseline serves
     ari: AriSettings = AriSettings()
     ami: AmiSettings = AmiSettings()
     asterisk: AsteriskSettings = AsteriskSettings()  # the oldest Asterisk we run with
@@ -117,6 +121,8 @@ ENV_OVERRIDES = {
     "CASELINE_OPS_TOKEN": ("", "ops_token"),
     "CASELINE_AGI_HOST": ("agi", "host"),
     "CASELINE_OPS_HOST": ("ops", "host"),
+    "CASELINE_CALLBACK_DIAL": ("callbacks", "dial"),  # the docker kit: PJSIP/client (its softphone)
+    "CASELINE_NODE_ID": ("node", "id"),
 }
 
 
@@ -131,6 +137,10 @@ def load_settings(config_dir: Path, env: dict[str, str] | None = None) -> Settin
                 data[section][key] = env[name]
             else:
                 data[key] = env[name]
+    if env.get("CASELINE_REDIS_SENTINELS"):  # "host:port,host:port": a list, not one value
+        data["redis"]["sentinel"] = sentinel_from_env(env["CASELINE_REDIS_SENTINELS"],
+                                                      env.get("CASELINE_REDIS_MASTER"),
+                                                      data["redis"].get("sentinel"))
     data["config_dir"] = str(config_dir)
     for section in ("ari", "ami"):
         for key, value in data[section].items():
