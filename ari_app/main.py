@@ -223,6 +223,8 @@ async def build_routing_app(settings: Settings, config_dir: Path, ari: HttpAri,
     await cdr.start()
     stack.push_async_callback(cdr.close)
     dialer = await start_dialer(settings, core, app, callbacks, pending, stack)
+    if dialer is not None:
+        filer.on_filed = dialer.wake  # route steps, FastAGI and the ops API alike
 
     agi = AgiServer(agi_route(core.router), agi_endpoint_of(core.config), settings.agi.host,
                     settings.agi.port, metrics=metrics, shed=shed, calls=agi_calls,

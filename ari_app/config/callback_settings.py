@@ -17,7 +17,9 @@ class CallbackSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = True  # `caseline run` dials due requests (filing works either way)
-    # the client's leg: {digits} is the E.164 number without "+", {e164} with it
+    # the client's leg: {digits} is the E.164 number without "+", {e164} with it. Without
+    # either, every call-back rings that one endpoint: the docker kit's `client` softphone
+    # (PJSIP/client, CASELINE_CALLBACK_DIAL), which answers only its own name.
     dial: str = "PJSIP/{digits}@trunk"
     expire_after: Duration = timedelta(hours=24)  # an open request not placed by then: expired
     keep: Duration = timedelta(days=7)  # finished requests stay listed this long
@@ -37,8 +39,8 @@ class CallbackSettings(BaseModel):
     @classmethod
     def _dial_string(cls, v: str) -> str:
         fields = re.findall(r"{([^{}]*)}", v)
-        if fields not in (["digits"], ["e164"]):
-            raise ValueError("needs exactly one {digits} or {e164}, e.g. PJSIP/{digits}@trunk")
+        if fields not in ([], ["digits"], ["e164"]):
+            raise ValueError("takes one {digits} or {e164} at most, e.g. PJSIP/{digits}@trunk")
         if not _ENDPOINT_RE.fullmatch(v.replace("{digits}", "79161234567").replace("{e164}", "+79161234567")):
             raise ValueError("not an ARI endpoint such as PJSIP/{digits}@trunk")
         return v

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -249,6 +250,9 @@ class CallbackFiler:
         self.settings = settings
         self.pending = pending
         self.clock = clock or SystemClock()
+        # after each filing that landed: the dialler looks at due requests at once (an IVR
+        # caller's turn must join the queue now, not at the next poll)
+        self.on_filed: Callable[[], None] = lambda: None
 
     def new(self, number: str, *, holder: str, reason: str, priority: int,
             call_id: str = "") -> CallbackRequest:
@@ -262,14 +266,16 @@ class CallbackFiler:
     async def file(self, req: CallbackRequest) -> str | None:
         """The id of the number's open request (`req.id` if it is new); None when Redis is
         down and the filing waits in the pending writes (it lands when Redis is back)."""
-        if self.pending is None:
-            return await self.store.file(req)
         opened: list[str] = []
 
         async def write() -> None:
             opened.append(await self.store.file(req))
+            self.on_filed()
 
-        await self.pending.write(f"callback request {req.id} ({mask(req.number)})", write)
+        if self.pending is None:
+            await write()
+        else:
+            await self.pending.write(f"callback request {req.id} ({mask(req.number)})", write)
         return opened[0] if opened else None
 
     async def existing(self, req: CallbackRequest, open_id: str) -> CallbackRequest:

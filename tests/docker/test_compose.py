@@ -20,6 +20,7 @@ from labkit import asterisk as lab_asterisk
 from labkit import caseline_process, paths, root
 
 from ari_app.cli import parser as caseline_parser
+from ari_app.config.settings import load_settings
 
 from tests.support.docker import (
     COMPOSE,
@@ -268,6 +269,19 @@ def test_the_address_settings_have_one_default(render: Any) -> None:
     assert {caseline_env[k] for k in ("CASELINE_AMI_HOST", "CASELINE_AGI_HOST", "CASELINE_OPS_HOST")} == {bind}
     assert bind in service(compose, "redis")["command"]
     assert all(svc["build"]["network"] == "host" for svc in compose["services"].values() if "build" in svc)
+
+
+def test_call_backs_ring_the_client_softphone(compose: dict[str, Any]) -> None:
+    """The shipped callbacks.dial (PJSIP/{digits}@trunk) addresses the number, which a
+    softphone registered as `client` answers with 404: compose overrides it with the
+    `client` account (CASELINE_CALLBACK_DIAL), which the overlay defines and .env.example
+    names with the same default."""
+    value = service(compose, "caseline")["environment"]["CASELINE_CALLBACK_DIAL"]
+    assert value == "${CASELINE_CALLBACK_DIAL:-PJSIP/client}"
+    settings = load_settings(PROJECT / "config", env={"CASELINE_CALLBACK_DIAL": "PJSIP/client"})
+    assert settings.callbacks.endpoint("+79260001122") == "PJSIP/client"
+    assert re.search(r"^\[client\]\(endpoint-common\)$", OVERLAY.read_text(), re.MULTILINE)
+    assert re.search(r"^# CASELINE_CALLBACK_DIAL=PJSIP/client$", ENV_EXAMPLE.read_text(), re.MULTILINE)
 
 
 def test_env_files_are_ignored_by_git() -> None:

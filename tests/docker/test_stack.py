@@ -6,18 +6,20 @@ from the lab's Debian sid root (no registry is reachable here; the Dockerfiles' 
 are the public images), and `docker compose up` runs Asterisk, Redis and Caseline, every port
 on 127.0.5.1 (CASELINE_BIND_IP and CASELINE_SOFTPHONE_IP in the kit's .env), beside the lab on
 127.0.0.1. Real softphones (Debian's baresip, headless) REGISTER on 5062 with the accounts
-and the password `sh new-env` wrote, and play the README's table (all its rows but the C
-client's IVR): the first call rings the client's manager, whose phone answers; repeat,
-FastAGI, busy, an unknown caller; a manager's call to a number rings the `client` softphone,
-and that number calling back goes straight to the manager; a delivery today. Routing
-reloads live on `docker compose kill -s HUP caseline`. `docker compose down` leaves nothing behind, and
-the engine stops. With CI=true the test fails, never skips, when it cannot run.
+and the password `sh new-env` wrote, and play the README's table row by row: the first call
+rings the client's manager, whose phone answers; repeat, FastAGI, busy, an unknown caller; a
+manager's call to a number rings the `client` softphone, and that number calling back goes
+straight to the manager; a delivery today; a C client hears the intro and the IVR menu,
+presses 2 (RFC 4733), and the call-back request it files rings the holder, then the `client`
+softphone (CASELINE_CALLBACK_DIAL). Routing reloads live on `docker compose kill -s HUP
+caseline`. `docker compose down` leaves nothing behind, and the engine stops. With CI=true
+the test fails, never skips, when it cannot run.
 """
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -26,6 +28,7 @@ import pytest
 from labkit import baresip, sipp
 
 from tests.conftest import need
+from tests.support.ari_observer import AriObserver, observing_ari
 from tests.support.docker import (
     COMPOSE,
     ENV_EXAMPLE,
@@ -40,7 +43,7 @@ from tests.support.docker import (
 )
 from tests.support.eventually import eventually
 
-# About 70 s with nothing cached (the base's apt run, pip's downloads), 25 s warm, on a
+# About 80 s with nothing cached (the base's apt run, pip's downloads), 35 s warm, on a
 # 2-CPU machine: the suite's default of 60 s per test is for calls, not for building images.
 pytestmark = pytest.mark.timeout(1200)
 
@@ -49,6 +52,9 @@ VIP_A = "+79161234567"  # C-1001, ABC A, manager mgr1
 UNKNOWN = "+79990001123"  # no CRM record
 CALLBACK = "79990001122"  # not in the CRM either: mgr3 calls it, then it calls back
 DELIVERY = "+79031112233"  # C-1003, a delivery today
+C_CLIENT = "+79260001122"  # C-1004, ABC C, manager mgr1: the intro, then the IVR menu
+C_REASON = "ivr:main:2 (abc.C)"  # the request's reason: the IVR choice, and the rule
+COMPANY_CALLER_ID = "+74950000000"  # routing.yaml company.caller_id: what a call-back shows the client
 PHONES = {"client": "127.0.5.10", "mgr1": "127.0.5.11", "mgr3": "127.0.5.13", "sup1": "127.0.5.21",
           "op1": "127.0.5.31"}  # account -> the softphone's address
 # `caseline calls`: the number, then class, service, priority, outcome, who answered, steps.
@@ -61,6 +67,8 @@ DECISIONS = [
     (UNKNOWN, r"\snew\s+operator\s+prio\s+\d+\s+queue\s+op1\s+queue:operators"),
     (CALLBACK, r"\scallback\s+manager\s+prio\s+\d+\s+answered\s+mgr3\s+mgr3:answered"),
     (DELIVERY, r"\snew\s+manager\s+prio\s+\d+\s+answered\s+mgr3\s+mgr3:answered"),
+    (C_CLIENT, (r"\snew\s+self_service\s+prio\s+\d+\s+callback\s+-\s+"
+                r"playback:demo-thanks > ivr:main > ivr:main:2 > callback:\w+")),  # C defence
 ]
 SUNDAY_NIGHT = "2026-12-06T03:00:00+03:00"  # closed by the shipped hours (Moscow time)
 
@@ -133,6 +141,41 @@ async def call(caller: baresip.Softphone, dialled: str, callee: baresip.Softphon
     await callee.wait_event("CALL_CLOSED")
     await caller.wait_event("CALL_CLOSED")
     return ringing
+
+
+async def callback_requests(stack: Stack) -> list[dict[str, Any]]:
+    return (await stack.ops("/callbacks"))["callbacks"]
+
+
+def playback_of(sound: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda event: (event.get("playback") or {}).get("media_uri") == f"sound:{sound}"
+
+
+async def c_client_asks_for_a_call_back(stack: Stack, client: baresip.Softphone) -> dict[str, Any]:
+    """README's C row: `client` dials *79260001122; Caseline answers and plays the intro
+    (rule abc.C: c_info, demo-thanks), then the menu (demo-instruct), during which the client
+    presses 2 (RFC 4733); the confirmation (thanks) plays and Caseline hangs up. An ARI
+    observer (subscribeAll) sees each playback start, so the 2 goes during the menu, not
+    after a guessed sleep. The request filed: its listing on the ops API."""
+    client.events.clear()
+    ari: AriObserver
+    async with observing_ari(f"http://{STACK_IP}:8088", stack.env["CASELINE_ARI_PASSWORD"]) as ari:
+        await client.command("dial", f"*{C_CLIENT[1:]}")
+        await client.wait_event("CALL_ESTABLISHED")
+        await ari.wait("PlaybackStarted", playback_of("demo-thanks"), timeout=15)  # the intro
+        await ari.wait("PlaybackStarted", playback_of("demo-instruct"), timeout=15)  # the menu
+        await client.command("sndcode", "2")  # RFC 4733 telephone-event, as the SDP offered
+        await ari.wait("PlaybackStarted", playback_of("queue-thankyou"), timeout=10)  # callback:thanks
+    await client.wait_event("CALL_CLOSED", timeout=15)
+
+    async def filed() -> dict[str, Any]:
+        found = [c for c in await callback_requests(stack) if c["reason"] == C_REASON]
+        assert len(found) == 1, found
+        return found[0]
+
+    request = await eventually(filed, timeout=10, interval=0.2, message="the IVR call files a call-back request")
+    assert (request["holder"], request["number"][-4:]) == ("mgr1", C_CLIENT[-4:]), request
+    return request
 
 
 async def test_the_kit_runs_the_readme_walkthrough_with_real_softphones(stack: Stack, tmp_path: Path) -> None:
@@ -224,6 +267,37 @@ async def test_the_kit_runs_the_readme_walkthrough_with_real_softphones(stack: S
         # "business context": *79031112233 (C-1003, delivery today): mgr3 (logistics) rings
         await call(client, f"*{DELIVERY[1:]}", mgr3)
         timings["callback, business context"] = time.monotonic() - step
+
+        # "C defence": client dials *79260001122 (C-1004, ABC C): the intro, the IVR menu; 2
+        step = time.monotonic()
+        mgr1.events.clear()  # mgr1 may ring as soon as the request is filed
+        request = await c_client_asks_for_a_call_back(stack, client)
+        client.events.clear()  # the IVR call's; the client rings only once mgr1 answers
+        listed = await stack.caseline("callbacks")  # README: `caseline callbacks` lists the request
+        assert re.search(rf"\s{request['id']}\s+(open|dialling)\s.*\sholder mgr1\s.*{re.escape(C_REASON)}$",
+                         listed, re.MULTILINE), listed
+        # hours are open (the HUP step): the dialler rings the holder, mgr1, showing the client...
+        ringing = await mgr1.wait_event("CALL_INCOMING", timeout=20)  # its next poll (callbacks.poll_s)
+        assert ringing["peerdisplayname"] == "Callback" and ringing["peeruri"].startswith(f"sip:{C_CLIENT}@"), ringing
+        await mgr1.command("accept")
+        await mgr1.wait_event("CALL_ESTABLISHED")
+        # ...then the client, on the `client` softphone, showing the company's number
+        ringing = await client.wait_event("CALL_INCOMING", timeout=15)
+        assert ringing["peeruri"].startswith(f"sip:{COMPANY_CALLER_ID}@"), ringing
+        invites = [m for m in client.sip_messages() if not m.sent and m.first_line.startswith("INVITE ")]
+        assert invites[-1].first_line.startswith("INVITE sip:client"), \
+            "CASELINE_CALLBACK_DIAL (PJSIP/client): the client's own contact, not sip:79260001122@"
+        await client.command("accept")
+        await client.wait_event("CALL_ESTABLISHED")
+        await client.command("hangup")
+        await mgr1.wait_event("CALL_CLOSED")
+
+        async def done() -> None:
+            [found] = [c for c in await callback_requests(stack) if c["id"] == request["id"]]
+            assert (found["status"], found["result"], found["person"]) == ("done", "answered", "mgr1"), found
+
+        await eventually(done, timeout=15, interval=0.2, message="the call-back request is done")
+        timings["C defence: IVR, call-back"] = time.monotonic() - step
     finally:
         for phone in phones.values():
             await phone.stop()

@@ -54,10 +54,16 @@ class AriObserver:
         return await eventually(seen, timeout=timeout, message=f"ARI event {kind}")
 
 
+def observing(lab: Lab, app: str = "caseline-observer") -> contextlib.AbstractAsyncContextManager[AriObserver]:
+    return observing_ari(lab.ari_url, lab.secrets["CASELINE_ARI_PASSWORD"], app)
+
+
 @contextlib.asynccontextmanager
-async def observing(lab: Lab, app: str = "caseline-observer") -> AsyncIterator[AriObserver]:
-    password = lab.secrets["CASELINE_ARI_PASSWORD"]
-    base = lab.ari_url.rstrip("/") + "/ari"
+async def observing_ari(ari_url: str, password: str,
+                        app: str = "caseline-observer") -> AsyncIterator[AriObserver]:
+    """The observer on any Asterisk's ARI (`ari_url`: http://host:port; user caseline), the
+    docker kit's as well as the lab's."""
+    base = ari_url.rstrip("/") + "/ari"
 
     async def pump(ws: aiohttp.ClientWebSocketResponse) -> None:
         async for message in ws:

@@ -90,6 +90,22 @@ async def test_an_ivr_caller_who_chooses_a_callback_keeps_their_turn(redis: Redi
     assert req.reason == "ivr:main:2 (abc.C)"
 
 
+async def test_a_filed_request_wakes_the_dialler_at_once(redis: Redis) -> None:
+    """The dialler's poll is seconds apart: an IVR caller's turn must join the queue now."""
+    wakes: list[str] = []
+    async with filing(redis) as (world, store):
+        world.app.handler.executor.callbacks.on_filed = lambda: wakes.append("wake")
+        fake = world.ari
+        call_id = fake.caller_arrives(C_CLIENT)
+        fake.presses_during(call_id, "demo-instruct", "2")
+        await world.outcome(call_id)
+        again = fake.caller_arrives(C_CLIENT)  # the open request is returned: no new filing
+        fake.presses_during(again, "demo-instruct", "2")
+        await world.outcome(again)
+    assert len(await store.listing()) == 1
+    assert wakes == ["wake", "wake"]  # each filing landed (the second found the open one)
+
+
 async def test_without_callback_requests_configured_the_caller_goes_to_the_operators(redis: Redis) -> None:
     async with running(policy=CLOSED_CALLBACK) as world:  # an executor without a filer
         call_id, outcome = await world.call(A_CLIENT)

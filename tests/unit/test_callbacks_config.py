@@ -11,6 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from ari_app.config.callback_settings import CallbackSettings
+from ari_app.config.files import ConfigError
 from ari_app.config.policy import cross_check
 from ari_app.config.settings import load_settings
 from ari_app.core.policy import Policy, Ref, RefKind, parse_ref
@@ -78,8 +79,34 @@ def test_the_shipped_settings_and_the_client_s_endpoint() -> None:
     assert CallbackSettings(dial="PJSIP/{e164}@provider").endpoint("+79161234567") == "PJSIP/+79161234567@provider"
 
 
-@pytest.mark.parametrize("dial", ["PJSIP/trunk", "PJSIP/{number}@trunk", "PJSIP/{digits}{digits}@trunk",
-                                  "PJSIP/{digits}@trunk;x", "Local/{digits}@ctx/n"])
-def test_a_dial_string_needs_one_number_field_and_an_endpoint_shape(dial: str) -> None:
+@pytest.mark.parametrize("dial", ["PJSIP/{number}@trunk", "PJSIP/{digits}{digits}@trunk",
+                                  "PJSIP/{digits}@{e164}", "PJSIP/{digits}@trunk;x", "Local/{digits}@ctx/n",
+                                  "PJSIP/client;x", "client", "PJSIP/"])
+def test_a_dial_string_takes_one_number_field_at_most_and_an_endpoint_shape(dial: str) -> None:
     with pytest.raises(ValidationError, match="dial"):
         CallbackSettings(dial=dial)
+
+
+def test_a_dial_string_without_a_number_field_rings_one_endpoint_for_every_client() -> None:
+    """The docker kit's `client` softphone answers only INVITEs for its own name (baresip
+    answers 404 to sip:<number>@): there every call-back rings PJSIP/client. The client's
+    phone shows the company's caller ID either way; the number is still the request's."""
+    kit = CallbackSettings(dial="PJSIP/client")
+    assert kit.endpoint("+79260001122") == kit.endpoint("+79161234567") == "PJSIP/client"
+
+
+def test_callback_dial_comes_from_the_environment_over_the_file() -> None:
+    """CASELINE_CALLBACK_DIAL, like the other CASELINE_* overrides: set by docker/compose.yml
+    for the kit; unset or empty, caseline.yaml's `callbacks.dial` stays (the lab's trunk)."""
+    overridden = load_settings(CONFIG, env={"CASELINE_CALLBACK_DIAL": "PJSIP/client"}).callbacks
+    assert overridden.endpoint("+79260001122") == "PJSIP/client"
+    shipped = load_settings(CONFIG, env={}).callbacks
+    assert overridden.model_dump(exclude={"dial"}) == shipped.model_dump(exclude={"dial"})  # the rest: the file's
+    for env in ({}, {"CASELINE_CALLBACK_DIAL": ""}):
+        assert load_settings(CONFIG, env=env).callbacks.dial == "PJSIP/{digits}@trunk"
+
+
+@pytest.mark.parametrize("dial", ["PJSIP/{number}@trunk", "PJSIP/client;x"])
+def test_a_bad_callback_dial_from_the_environment_is_refused_like_the_file_s(dial: str) -> None:
+    with pytest.raises(ConfigError, match="CASELINE_"):
+        load_settings(CONFIG, env={"CASELINE_CALLBACK_DIAL": dial})
