@@ -155,7 +155,7 @@ async def c_client_asks_for_a_call_back(stack: Stack, client: baresip.Softphone)
     """README's C row: `client` dials *79260001122; Caseline answers and plays the intro
     (rule abc.C: c_info, demo-thanks), then the menu (demo-instruct), during which the client
     presses 2 (RFC 4733); the confirmation (thanks) plays and Caseline hangs up. An ARI
-    observer (subscribeAll) sees each playback start, so the 2 goes during the menu, not
+    observer (all channels and bridges) sees each playback start, so the 2 goes during the menu, not
     after a guessed sleep. The request filed: its listing on the ops API."""
     client.events.clear()
     ari: AriObserver

@@ -1,9 +1,14 @@
 """An ARI application that only watches: every channel and bridge event Asterisk reports.
 
 Lab tests use it to see what Asterisk itself said (a BridgeBlindTransfer and its replace
-channel, say) instead of trusting Caseline's account of it. `subscribeAll=true` subscribes
-it to every event source, Caseline's bridges included; it never touches a channel it did
-not make, and the channels it originates land in it.
+channel, say) instead of trusting Caseline's account of it. It subscribes to every channel
+and every bridge (`channel:` and `bridge:` with no id), Caseline's bridges included; it
+never touches a channel it did not make, and the channels it originates land in it.
+
+Not `subscribeAll=true`: that also subscribes the app to device states, and closing such an
+app's websocket while a device state event is dispatched to it deadlocks ARI for good
+(asterisk/asterisk#2170, seen here: every later ARI request hung, the suite's next tests
+timed out one after the other).
 """
 from __future__ import annotations
 
@@ -74,9 +79,11 @@ async def observing_ari(ari_url: str, password: str,
     async with aiohttp.ClientSession(headers={"Authorization": f"Basic {token}"}) as http:
         observer = AriObserver(http, base, app)
         events = base.replace("http", "ws", 1) + "/events"
-        async with http.ws_connect(events, params={"app": app, "subscribeAll": "true"}) as ws:
+        async with http.ws_connect(events, params={"app": app, "subscribeAll": "false"}) as ws:
             task = asyncio.create_task(pump(ws))
             try:
+                await observer.request("POST", f"/applications/{app}/subscription",
+                                       {"eventSource": "channel:,bridge:"})
                 yield observer
             finally:
                 task.cancel()
