@@ -25,8 +25,15 @@ run, the CPU seconds every process used (Asterisk, Caseline, Redis, SIPp) are re
   .venv/bin/python bench/call_rate.py                      # the full run (~1 h)
   .venv/bin/python bench/call_rate.py --plan "holder=100,125" --pdd-paths "" --seconds 30
   .venv/bin/python bench/call_rate.py --smoke      # seconds: the runner cannot rot
+  .venv/bin/python bench/call_rate.py --tree base=/tmp/caseline-base \
+      --plan "holder@base=100 holder=100 agi@base=100 agi=100" --pdd-paths ""
+                                                   # a lever's before/after in one run
   .venv/bin/python bench/call_rate.py --plan "holder=190" --pdd-paths "" \
       --set admission.max_calls_in_progress=30       # caseline.yaml values for the run (overload)
+A path named `<path>@<name>` runs Caseline from the checkout `--tree <name>=DIR` names (e.g.
+`git worktree add /tmp/caseline-base <commit before the lever>`), with that checkout's
+config/ and the same Python: the code before a change and after it, side by side on the same
+Asterisk in one run.
 Needs the lab (`scripts/lab up`) and nobody else using it. CASELINE_BENCH_KEEP_PCAP=1 keeps
 each run's capture in the SIPp trace folder (printed at the end) instead of deleting it.
 """
@@ -171,27 +178,30 @@ class Lab:
     """Caseline (configured for one CRM kind), Redis and the SIPp phones of the bench."""
 
     def __init__(self, workdir: Path, redis: RedisServer, *, caseline_on_plain: bool,
-                 settings: dict[str, object] | None = None) -> None:
+                 settings: dict[str, object] | None = None, trees: dict[str, Path] | None = None) -> None:
         self.workdir = workdir
+        self.trees = trees or {}  # name -> the checkout `<path>@<name>` runs Caseline from
         self.settings = settings or {}  # "section.key" -> value, over the bench's caseline.yaml
         self.redis = redis
         self.phones = [sipp.Phone(name, workdir).start() for name in ("mgr1", "op1", "op2", "sup1")]
         self.caseline: CaselineProcess | None = None
         self.crm: web.AppRunner | None = None
         self.crm_delay_ms: float | None = None  # of the running Caseline
+        self.tree: Path | None = None  # of the running Caseline: None is this checkout
         self.fresh = FreshNumbers()
         self.caseline_on_plain = caseline_on_plain
         self.starts = 0
 
-    async def caseline_for(self, crm_delay_ms: float | None) -> None:
-        if self.caseline is not None and crm_delay_ms == self.crm_delay_ms:
+    async def caseline_for(self, crm_delay_ms: float | None, tree: Path | None = None) -> None:
+        if self.caseline is not None and (crm_delay_ms, tree) == (self.crm_delay_ms, self.tree):
             return
         await self.stop_caseline()
         self.starts += 1
         folder = self.workdir / f"config-{self.starts}"
         # The bench measures routing cost: overlapping calls of one client must not turn the
         # manager "busy", and queued calls go to benchq (bench/asterisk/queues_bench.conf).
-        config = copy_config(folder, queues__operators__asterisk_queue="benchq")
+        config = copy_config(folder, queues__operators__asterisk_queue="benchq",
+                             source=(tree or lab_paths.PROJECT) / "config")
         settings = yaml.safe_load((config / "caseline.yaml").read_text())
         settings["calls"]["one_call_per_person"] = False
         if crm_delay_ms is not None:
@@ -206,8 +216,9 @@ class Lab:
             node[key] = value
         (config / "caseline.yaml").write_text(yaml.safe_dump(settings))
         self.caseline = CaselineProcess(self.workdir, [], config,
-                                        extra_env={"CASELINE_REDIS_URL": self.redis.url})
-        self.crm_delay_ms = crm_delay_ms
+                                        extra_env={"CASELINE_REDIS_URL": self.redis.url},
+                                        project=tree)
+        self.crm_delay_ms, self.tree = crm_delay_ms, tree
         await self.caseline.registered()
 
     async def stop_caseline(self) -> None:
@@ -234,16 +245,18 @@ class Lab:
 
 
 async def run_rate(lab: Lab, path_name: str, rate: float, seconds: float) -> dict:
-    path = PATHS[path_name]
+    base_name, _, tree_name = path_name.partition("@")
+    path = PATHS[base_name]
+    tree = lab.trees[tree_name] if tree_name else None
     if not path.dialplan_only:
-        await lab.caseline_for(path.crm_delay_ms)
+        await lab.caseline_for(path.crm_delay_ms, tree)
     elif not lab.caseline_on_plain:
         await lab.stop_caseline()  # the baseline: Asterisk with nobody attached
-    elif lab.caseline is None:
-        await lab.caseline_for(None)
+    elif lab.caseline is None or lab.tree != tree:
+        await lab.caseline_for(None, tree)
     workdir = lab.workdir
     calls = max(1, int(rate * seconds))
-    name = f"{path_name}-{rate:g}"
+    name = f"{path_name.replace('@', '_')}-{rate:g}"
     numbers = [path.number] * calls if path.number else lab.fresh.take(calls)
     (workdir / f"{name}.xml").write_text(scenarios.bench_caller())
     (workdir / f"{name}.csv").write_text("SEQUENTIAL\n" + "".join(f"{n};\n" for n in numbers))
@@ -402,11 +415,12 @@ def parse_setting(text: str) -> tuple[str, object]:
 
 
 def parse_plan(text: str) -> list[tuple[str, list[float]]]:
-    """"plain=100,200 holder=100" -> [("plain", [100.0, 200.0]), ("holder", [100.0])]"""
+    """"plain=100,200 holder@base=100" -> [("plain", [100.0, 200.0]), ("holder@base", [100.0])]"""
     plan = []
     for item in text.split():
         path, _, rates = item.partition("=")
-        if path not in PATHS or not rates:
+        name, at, tree = path.partition("@")
+        if name not in PATHS or not rates or (at and not tree):
             raise argparse.ArgumentTypeError(f"{item!r}: want path=rate,... with a path of {sorted(PATHS)}")
         plan.append((path, [float(r) for r in rates.split(",")]))
     return plan
@@ -462,9 +476,15 @@ async def main() -> int:
                         metavar="SECTION.KEY=VALUE",
                         help="a caseline.yaml value for the bench's Caseline, e.g. "
                              "admission.max_calls_in_progress=30 (repeatable)")
+    parser.add_argument("--tree", action="append", default=[], metavar="NAME=DIR",
+                        help="another checkout (e.g. the code before a change): paths named "
+                             "<path>@NAME run Caseline from it (repeatable)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/call_rate.json"))
     parser.add_argument("--smoke", action="store_true", help="2 s at 5 calls/s per path")
     args = parser.parse_args()
+    trees = {name: Path(folder).resolve() for name, _, folder in (t.partition("=") for t in args.tree)}
+    if missing := {p.partition("@")[2] for p, _ in args.plan} - set(trees) - {""}:
+        parser.error(f"--plan names checkouts no --tree gives: {sorted(missing)}")
     if args.smoke:
         args.plan, args.seconds, args.pdd_rates = parse_plan("plain=5 holder=5 queue=5"), 2.0, "5"
         args.pdd_paths = "agi,crm0,crm50"
@@ -472,11 +492,13 @@ async def main() -> int:
     install_bench_dialplan()
     workdir = Path(tempfile.mkdtemp(prefix="caseline-bench-"))
     redis = RedisServer.start()
-    lab = Lab(workdir, redis, caseline_on_plain=args.caseline_on_plain, settings=dict(args.settings))
+    lab = Lab(workdir, redis, caseline_on_plain=args.caseline_on_plain, settings=dict(args.settings),
+              trees=trees)
     results = Results(args.out, {"asterisk": lab_asterisk.cli("core show version").strip()[:60],
                                  "seconds_per_rate": args.seconds, "cores": os.cpu_count(),
                                  "max_failed_pct": MAX_FAILED_PCT,
-                                 "caseline_settings": dict(args.settings)})
+                                 "caseline_settings": dict(args.settings),
+                                 "trees": {k: str(v) for k, v in trees.items()}})
     try:
         await measure(lab, args, results)
     finally:

@@ -34,13 +34,13 @@ def lab_env() -> dict[str, str]:
 
 class CaselineProcess:
     def __init__(self, workdir: Path, args: list[str], config_dir: Path,
-                 extra_env: dict[str, str] | None = None) -> None:
+                 extra_env: dict[str, str] | None = None, project: Path | None = None) -> None:
         self.log = workdir / "caseline.log"
         env = {**os.environ, **lab_env(), "PYTHONUNBUFFERED": "1", **(extra_env or {})}
         with self.log.open("wb") as out:  # the child keeps its own copy of the fd
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "ari_app.cli", "--config", str(config_dir), "run", *args],
-                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=paths.PROJECT,
+                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=project or paths.PROJECT,
                 start_new_session=True)
 
     async def registered(self, timeout: float = 15) -> None:

@@ -9,14 +9,14 @@ import yaml
 from .paths import PROJECT
 
 
-def copy_config(folder: Path, **routing_changes: object) -> Path:
+def copy_config(folder: Path, source: Path = PROJECT / "config", **routing_changes: object) -> Path:
     """Copy config/ (without the Asterisk files) to `folder`; change routing.yaml keys.
 
     Working hours are switched off: the lab runs at any hour, and the shipped hours would
     send night runs to after-hours voicemail. Keys are dotted with "__":
     copy_config(dir, defaults__ring_timeout_s=5).
     """
-    shutil.copytree(PROJECT / "config", folder, ignore=shutil.ignore_patterns("asterisk"))
+    shutil.copytree(source, folder, ignore=shutil.ignore_patterns("asterisk"))
     routing = yaml.safe_load((folder / "routing.yaml").read_text())
     routing["hours"]["enabled"] = False
     for dotted, value in routing_changes.items():
