@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -144,6 +145,18 @@ def config_dir(args: argparse.Namespace) -> Path:
     return args.config or Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
 
 
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop for `caseline run` (docs/benchmarks.md: it cut Caseline's CPU per call on the
+    lab path); CASELINE_EVENT_LOOP=asyncio, or uvloop missing, keeps asyncio's own loop."""
+    if os.environ.get("CASELINE_EVENT_LOOP", "uvloop") == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
@@ -154,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             from ari_app.main import run_forever
-            return asyncio.run(run_forever(args.config, greet=args.greet))
+            with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+                return runner.run(run_forever(args.config, greet=args.greet))
         return asyncio.run(COMMANDS[args.command](args))
     except ConfigError as e:
         print(f"caseline: config error: {_one_line(e)}", file=sys.stderr)
