@@ -91,7 +91,8 @@ async def run_forever(config_dir: Path, *, greet: bool = False) -> int:
     async with AsyncExitStack() as stack:
         ari = await stack.enter_async_context(HttpAri(
             settings.ari.url, settings.ari.user, settings.ari.password.get_secret_value(),
-            settings.ari.app, heartbeat_s=settings.ari.heartbeat_s, event_types=EVENT_TYPES))
+            settings.ari.app, heartbeat_s=settings.ari.heartbeat_s, event_types=EVENT_TYPES,
+            rest_over_websocket=settings.ari.rest_over_websocket))
         # first of all: a too old Asterisk gets no app registration, no listener (ari/version_gate.py)
         gate = VersionGate(ari, settings.asterisk)
         checked = await gate.check()

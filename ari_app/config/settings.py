@@ -33,6 +33,9 @@ class AriSettings(Strict):
     password: SecretStr = SecretStr("")
     app: str = Field("caseline", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     heartbeat_s: float = Field(5.0, gt=0, le=60)  # a silent websocket is noticed within this
+    # requests as frames on the events websocket (Asterisk 20.14/21.9/22.4+) instead of HTTP:
+    # cheaper for both sides (docs/benchmarks.md); false: every request over HTTP
+    rest_over_websocket: bool = True
 
 
 class AmiSettings(Strict):
