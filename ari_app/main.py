@@ -219,7 +219,7 @@ async def build_routing_app(settings: Settings, config_dir: Path, ari: HttpAri,
                       lambda: learning_rules(core.config.current.policy, settings), pending,
                       redis=core.redis, settle_s=settings.learning.settle_s,
                       on_bad_event=metrics.learning_bad_events.inc,
-                      on_row=count_gate_shed(metrics), on_call=agi_calls.call_ended)
+                      on_row=count_gate_shed(metrics), on_calls=agi_calls.calls_ended)
     metrics.learning_calls_open.set_function(lambda: cdr.gathering)
     await cdr.start()
     stack.push_async_callback(cdr.close)

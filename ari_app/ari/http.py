@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import aiohttp
+import orjson
 
 from ari_app.ari.interface import (
     AriError,
@@ -91,7 +92,7 @@ class HttpAri:
                 text = await answer.text()
                 if answer.status >= 400:
                     raise _error(answer.status, f"{method} {path.split('?')[0]}: " + _message(text))
-                return answer.status, json.loads(text) if text else None
+                return answer.status, orjson.loads(text) if text else None
         except (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError) as e:
             raise AriUnavailable(f"{method} {path}: {type(e).__name__}") from e
         finally:
@@ -109,10 +110,10 @@ class HttpAri:
                                    "method": method, "uri": uri}
         if body is not None:
             request["content_type"] = "application/json"
-            request["message_body"] = json.dumps(body)
+            request["message_body"] = orjson.dumps(body).decode()
         answer = self._answers[request_id] = asyncio.get_running_loop().create_future()
         try:
-            await ws.send_str(json.dumps(request))
+            await ws.send_str(orjson.dumps(request).decode())
             async with asyncio.timeout(self._timeout.total):
                 response = await answer
         except TimeoutError as e:
@@ -125,7 +126,7 @@ class HttpAri:
         text = response.get("message_body") or ""
         if status >= 400:
             raise _error(status, f"{method} {path.split('?')[0]}: " + _message(text))
-        return status, json.loads(text) if text else None
+        return status, orjson.loads(text) if text else None
 
     async def events(self) -> AsyncIterator[Event]:
         """Events for our app until the websocket closes or stops answering pings.
@@ -165,7 +166,7 @@ class HttpAri:
             async for message in ws:
                 if message.type is aiohttp.WSMsgType.TEXT:
                     try:
-                        event = json.loads(message.data)
+                        event = orjson.loads(message.data)  # ~3x json's speed: every event, every answer
                     except ValueError:
                         log.warning("ARI sent a non-JSON event (%d bytes)", len(message.data))
                         continue

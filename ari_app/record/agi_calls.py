@@ -97,13 +97,28 @@ class AgiCalls:
 
     async def call_ended(self, rows: Sequence[CdrRow]) -> None:
         """A call's CDRs (record/cdr_listener.py): its entry, if it was ours."""
+        await self.calls_ended([rows])
+
+    async def calls_ended(self, calls: Sequence[Sequence[CdrRow]]) -> None:
+        """The CDRs of the calls one listener flush completed: the entries of ours, written
+        together (one Redis round trip for all of them)."""
         await self._write_expired()
-        if not rows:
+        ended = [found for rows in calls if (found := self._ended(rows)) is not None]
+        if not ended or self.recorder is None:
             return
+        try:
+            await self.recorder.record_many([(call_id, kept.started, kept.profile, kept.decision,
+                                              outcome, kept.decide_ms) for call_id, kept, outcome in ended])
+        except Exception:  # Redis errors wait in pending writes; anything else: say so
+            log.exception("could not log the decisions of %d call(s)", len(ended))
+
+    def _ended(self, rows: Sequence[CdrRow]) -> tuple[str, _Decided, Outcome] | None:
+        if not rows:
+            return None
         call_id = next((key for key in (rows[0].call_key, *(r.uniqueid for r in rows))
                         if key in self.open), None)
         if call_id is None:
-            return
+            return None
         kept = self.open.pop(call_id)
         ours = [r.userfield for r in rows if r.userfield.startswith(USERFIELD_PREFIX)]
         parsed = parse_userfield(max(ours, key=len)) if ours else None  # the trail only grows
@@ -113,7 +128,7 @@ class AgiCalls:
             outcome.result = OutcomeResult.CALLER_HUNG_UP
         if outcome.answered_by:
             outcome.talk_s = _talk_s(kept.program, outcome.answered_by, rows)
-        await self._record(call_id, kept, outcome)
+        return call_id, kept, outcome
 
     async def close(self) -> None:
         """At shutdown: every decision still waiting goes to the log (outcome unknown)."""

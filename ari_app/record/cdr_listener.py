@@ -78,6 +78,7 @@ class CdrListener:
                  on_bad_event: Callable[[], None] | None = None,
                  on_row: Callable[[CdrRow], None] | None = None,
                  on_call: Callable[[list[CdrRow]], Awaitable[None]] | None = None,
+                 on_calls: Callable[[list[list[CdrRow]]], Awaitable[None]] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         self.history = history
@@ -87,7 +88,8 @@ class CdrListener:
         self.settle_s = settle_s
         self.on_bad_event = on_bad_event
         self.on_row = on_row  # every well-formed record (counts what the dialplan did)
-        self.on_call = on_call  # each call's records once complete (FastAGI outcomes)
+        self.on_call = on_call  # each call's records once complete
+        self.on_calls = on_calls  # the same, every call of one flush at once (FastAGI outcomes)
         self.clock = clock
         self.open: dict[str, _OpenCall] = {}  # call key -> its records so far (bounded)
         self._ready: list[list[CdrRow]] = []  # calls pushed out of `open` early, to learn next
@@ -162,6 +164,11 @@ class CdrListener:
                 or now - call.first_seen >= MAX_CALL_S]
         batches, self._ready = [*self._ready, *(self.open.pop(key).rows for key in done)], []
         learned = await self.learn_many(batches)
+        if self.on_calls is not None and batches:
+            try:
+                await self.on_calls(batches)
+            except Exception:  # the decision log must not stop learning
+                log.exception("could not take the outcomes of %d call(s)", len(batches))
         for rows in batches:
             if self.on_call is not None:
                 try:

@@ -70,6 +70,20 @@ class OutcomeRecorder:
         await self.pending.write(f"decision log of call {call_id}", lambda: self.redis.xadd(
             DECISION_LOG, entry, maxlen=self.max_entries, approximate=True))
 
+    async def record_many(self, calls: list[tuple[str, datetime, CallerProfile, Decision, Outcome, float]]) -> None:
+        """Several calls' entries in one round trip (the FastAGI outcomes of one CDR flush)."""
+        if not calls:
+            return
+        entries = [decision_entry(*call, mask_numbers=self.mask_numbers) for call in calls]
+
+        async def write() -> None:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for entry in entries:
+                    pipe.xadd(DECISION_LOG, entry, maxlen=self.max_entries, approximate=True)
+                await pipe.execute()
+        more = f" and {len(calls) - 1} more" if len(calls) > 1 else ""
+        await self.pending.write(f"decision log of call {calls[0][0]}{more}", write)
+
 
 def read_entry(fields: Mapping[bytes | str, bytes | str]) -> dict[str, Any]:
     """One stream entry as every reader gives it: text fields, `reasons` a list of
