@@ -65,6 +65,9 @@ from ari_app.stasis.execute import Executor, leave_to_dialplan
 from ari_app.stasis.greet import make_greeter
 from ari_app.stasis.handler import CallRouting
 from ari_app.stasis.presence import RedisPresence
+from ari_app.stasis.presence_feed import EVENT_TYPES as PRESENCE_EVENT_TYPES
+from ari_app.stasis.presence_feed import PresenceFeed
+from ari_app.stasis.shared_presence import SharedPresence
 from ari_app.stasis.admission_gate import SHED_USERFIELD, DialplanGate
 from ari_app.stasis.shed import Shed
 
@@ -196,9 +199,10 @@ async def build_routing_app(settings: Settings, config_dir: Path, ari: HttpAri,
     observer = CallObserver(metrics, live_count=lambda: len(app.calls), feed=feed)
     callbacks = CallbackStore(core.redis, keep=settings.callbacks.keep)
     filer = CallbackFiler(callbacks, settings.callbacks, pending)  # route steps `callback`
+    nodes = await start_shared_presence(settings, core, stack)  # None: a single node
     handler = CallRouting(core.router, Executor(RedisPresence(core.redis),
                                    one_call_per_person=settings.calls.one_call_per_person,
-                                   callbacks=filer), recorder,
+                                   callbacks=filer, nodes=nodes), recorder,
                           on_decided=observer.decided, on_finished=observer.finished)
 
     async def on_call_error(call: Call, error: BaseException) -> None:
@@ -223,7 +227,7 @@ async def build_routing_app(settings: Settings, config_dir: Path, ari: HttpAri,
     metrics.learning_calls_open.set_function(lambda: cdr.gathering)
     await cdr.start()
     stack.push_async_callback(cdr.close)
-    dialer = await start_dialer(settings, core, app, callbacks, pending, stack)
+    dialer = await start_dialer(settings, core, app, callbacks, pending, stack, nodes)
     if dialer is not None:
         filer.on_filed = dialer.wake  # route steps, FastAGI and the ops API alike
 
@@ -262,14 +266,37 @@ async def _stop(task: asyncio.Task) -> None:
     await _finish(task)
 
 
+# --- presence across nodes (issue 23 item 2) -------------------------------------------------
+
+async def start_shared_presence(settings: Settings, core: Core,
+                                stack: AsyncExitStack) -> SharedPresence | None:
+    """Off unless `presence.shared` (one node: nothing changes). On: this node's endpoints
+    go to Redis, fed through an ARI app of its own (`<app>-presence`, stasis/presence_feed.py
+    says why not the call app), and busy checks ask every live node. Stopped with the process."""
+    if not settings.presence.shared:
+        return None
+    registry = SharedPresence(core.redis, settings.node.id, ttl_s=settings.presence.ttl_s)
+    ari = await stack.enter_async_context(HttpAri(
+        settings.ari.url, settings.ari.user, settings.ari.password.get_secret_value(),
+        f"{settings.ari.app}-presence", heartbeat_s=settings.ari.heartbeat_s,
+        event_types=PRESENCE_EVENT_TYPES))
+    feed = PresenceFeed(ari, registry)
+    for run, name in ((registry.run, "presence-writer"), (feed.run, "presence-feed")):
+        stack.push_async_callback(_stop, asyncio.create_task(run(), name=name))
+    log.info("shared presence: node %s, heartbeat TTL %g s", settings.node.id, settings.presence.ttl_s)
+    return registry
+
+
 async def start_dialer(settings: Settings, core: Core, app: StasisApp, store: CallbackStore,
-                       pending: PendingWrites, stack: AsyncExitStack) -> CallbackDialer | None:
+                       pending: PendingWrites, stack: AsyncExitStack,
+                       nodes: SharedPresence | None = None) -> CallbackDialer | None:
     """The callback dialler (stasis/callback_dialer.py), stopped with the process."""
     if not settings.callbacks.enabled:
         return None
     dialer = CallbackDialer(app, store, policy=lambda: core.config.current.policy,
                             history=core.history, presence=RedisPresence(core.redis),
-                            settings=settings.callbacks, clock=SystemClock(), pending=pending)
+                            settings=settings.callbacks, clock=SystemClock(), pending=pending,
+                            nodes=nodes)
     task = asyncio.create_task(dialer.run(), name="callback-dialer")
 
     async def stop() -> None:

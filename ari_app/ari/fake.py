@@ -119,6 +119,7 @@ class FakeAri(FakeAsterisk):
                       variables.get("CALLERID(num)", ""), app_data=f"{self.app},{app_args}",
                       subscribed=True, variables=variables)  # create subscribes the app
         self.live_channels[leg.id] = leg
+        self.endpoint_changed(endpoint)
         if phone.vanish:
             self.destroy(leg, 16)  # ChannelDestroyed only: it never reached Stasis
         else:
@@ -201,11 +202,23 @@ class FakeAri(FakeAsterisk):
         if phone is None:
             raise ChannelGone(404, "Endpoint not found")
         await asyncio.sleep(0)
-        tech, _, resource = endpoint.partition("/")
-        return {"technology": tech, "resource": resource,
-                "state": "online" if phone.online else "offline",
-                "channel_ids": [c.id for c in self.live_channels.values()
-                                if c.endpoint == endpoint]}
+        return self.endpoint_json(endpoint)
+
+    async def endpoints(self) -> list[dict[str, Any]]:
+        """GET /endpoints: every phone the test made, plus any endpoint with a channel."""
+        self._log("endpoints")
+        await asyncio.sleep(0)
+        names = dict.fromkeys([*self.phones, *(c.endpoint for c in self.live_channels.values())])
+        return [self.endpoint_json(name) for name in names]
+
+    async def subscribe(self, event_source: str) -> None:
+        """POST /applications/{app}/subscription; 422 for a source Asterisk does not know."""
+        self._log("subscribe", event_source=event_source)
+        await asyncio.sleep(0)
+        kind, _, name = event_source.partition(":")
+        if kind != "endpoint" or not name:
+            raise _error(422, f"POST /applications/{self.app}/subscription: Event source not found")
+        self.event_sources.add(event_source)
 
     async def asterisk_info(self) -> dict[str, Any]:
         self._log("asterisk_info")

@@ -45,6 +45,9 @@ class FakeAsterisk:
         # what the next module reloads answer instead of 204: (409, "Another reload is
         # currently in progress"), 202 (queued until fully booted), ...
         self.reload_answers: list[tuple[int, str]] = []
+        # POST /applications/{app}/subscription: "endpoint:PJSIP" makes every change of a
+        # PJSIP endpoint (a channel added or removed, a phone registering) an EndpointStateChange
+        self.event_sources: set[str] = set()
         self.ids = itertools.count(1)
         self._changed = asyncio.Event()
 
@@ -78,6 +81,7 @@ class FakeAsterisk:
             channel.in_app = channel.subscribed = True
             channel.context, channel.app_data = "caseline-route", f"{self.app},{app_args}"
         self.live_channels[channel.id] = channel
+        self.endpoint_changed(endpoint)
         return channel
 
     def existing_bridge(self, bridge_id: str, channel_ids: list[str]) -> Bridge:
@@ -202,8 +206,23 @@ class FakeAsterisk:
             self.emit("StasisEnd", channel)
         self.emit("ChannelDestroyed", channel, cause=cause, cause_txt=CAUSES.get(cause, ""))
         del self.live_channels[channel.id]
+        self.endpoint_changed(channel.endpoint)
         self.destroyed[channel.id] = cause
         self.playing = {p: c for p, c in self.playing.items() if c != channel.id}
+
+    def endpoint_json(self, endpoint: str) -> dict[str, Any]:
+        """ARI's Endpoint: GET /endpoints and EndpointStateChange's `endpoint`."""
+        tech, _, resource = endpoint.partition("/")
+        phone = self.phones.get(endpoint)
+        return {"technology": tech, "resource": resource,
+                "state": "online" if phone is None or phone.online else "offline",
+                "channel_ids": [c.id for c in self.live_channels.values() if c.endpoint == endpoint]}
+
+    def endpoint_changed(self, endpoint: str) -> None:
+        """main/endpoints.c publishes a snapshot on every change; the app hears it if subscribed."""
+        tech = endpoint.partition("/")[0]
+        if {f"endpoint:{tech}", f"endpoint:{endpoint}"} & self.event_sources:
+            self.queue_put({"type": "EndpointStateChange", "endpoint": self.endpoint_json(endpoint)})
 
     def leave_bridge(self, channel: Channel) -> None:
         bridge = self.live_bridges.get(channel.bridge or "")

@@ -110,7 +110,14 @@ class Phone:
     def unregistered(self) -> Phone:
         """No contact: /channels/create answers 500 "Allocation failed", as Asterisk does."""
         self.online = False
+        self.world.endpoint_changed(self.endpoint)
         return self.rejects_create(500, "Allocation failed")
+
+    def registers(self) -> Phone:
+        """A contact again: the endpoint comes online and can be dialled."""
+        self.online, self.create_error = True, None
+        self.world.endpoint_changed(self.endpoint)
+        return self
 
     def rejects_create(self, status: int = 404, message: str = "Channel not found") -> Phone:
         self.create_error = (status, message)

@@ -291,8 +291,18 @@ class HttpAri:
         answer = await self._request("GET", f"/endpoints/{quote(tech)}/{quote(resource)}")
         return dict(answer) if isinstance(answer, dict) else {}
 
+    async def endpoints(self) -> list[dict[str, Any]]:
+        """Every endpoint Asterisk knows: [{"technology", "resource", "state", "channel_ids"}, ...]"""
+        return list(await self._request("GET", "/endpoints") or [])
+
     async def application(self) -> dict[str, Any]:
         return dict(await self._request("GET", f"/applications/{quote(self.app)}") or {})
+
+    async def subscribe(self, event_source: str) -> None:
+        """Our app hears `event_source` ("endpoint:PJSIP": every PJSIP endpoint) from now on.
+        Asterisk keeps it until the app is destroyed; after a restart it must be asked again."""
+        await self._request("POST", f"/applications/{quote(self.app)}/subscription",
+                            {"eventSource": event_source})
 
     async def asterisk_info(self) -> dict[str, Any]:
         """{"system": {"version": "22.10.1", "entity_id": ...}} (only the system part)."""

@@ -8,6 +8,9 @@ Caseline serves, and Redis through Sentinel instead of one URL.
       sentinel:
         master: caseline       # the name the sentinels monitor
         addresses: ["10.0.0.5:26379", "10.0.0.6:26379", "10.0.0.7:26379"]
+    presence:
+      shared: true             # several nodes: who is registered where and on a call, in Redis
+      ttl_s: 15                # a node silent this long (dead, or lost its Asterisk) stops counting
 
 CASELINE_REDIS_SENTINELS ("host:port,host:port") and CASELINE_REDIS_MASTER set the sentinel
 from the environment, like CASELINE_REDIS_URL sets the URL.
@@ -28,6 +31,16 @@ class _Strict(BaseModel):
 class NodeSettings(_Strict):
     # in Redis keys and metrics labels: short and plain
     id: str = Field("node1", pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+
+class PresenceSettings(_Strict):
+    """Presence across nodes (stasis/shared_presence.py). Off by default: one node needs
+    nothing but its own Asterisk's view, and then nothing changes for it."""
+
+    shared: bool = False
+    # the heartbeat's TTL, refreshed every ttl_s/3: how long a dead node's phones may still
+    # look busy elsewhere. Short enough for that, long enough for a Redis failover (~5-10 s).
+    ttl_s: float = Field(15.0, ge=1, le=300)
 
 
 class SentinelSettings(_Strict):

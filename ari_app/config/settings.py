@@ -20,7 +20,12 @@ from ari_app.config.crm_settings import CrmSettings
 from ari_app.config.files import ConfigError, load_model
 from ari_app.config.history_settings import HistorySettings
 from ari_app.config.learning_settings import LearningSettings
-from ari_app.config.scale_settings import NodeSettings, SentinelSettings, sentinel_from_env
+from ari_app.config.scale_settings import (
+    NodeSettings,
+    PresenceSettings,
+    SentinelSettings,
+    sentinel_from_env,
+)
 
 
 class Strict(BaseModel):
@@ -93,6 +98,7 @@ class Settings(Strict):
     ami: AmiSettings = AmiSettings()
     asterisk: AsteriskSettings = AsteriskSettings()  # the oldest Asterisk we run with
     redis: RedisSettings = RedisSettings()
+    presence: PresenceSettings = PresenceSettings()  # shared across nodes, or this node's own
     numbers: NumberSettings = NumberSettings()
     calls: CallSettings = CallSettings()
     agi: ListenSettings = ListenSettings(port=4573)

@@ -1,7 +1,8 @@
 """The ports of the core: what identify + decide need from the outside world, as Protocols.
 
-Adapters implement them (history/: Redis; crm/: file, HTTP, Bitrix24; stasis/presence.py:
-Redis; core/clock.py: the system clock); tests and replays use in-memory ones.
+Adapters implement them (history/: Redis; crm/: file, HTTP, Bitrix24; stasis/presence.py and
+stasis/shared_presence.py: Redis; core/clock.py: the system clock); tests and replays use
+in-memory ones.
 """
 from __future__ import annotations
 
@@ -38,3 +39,16 @@ class Presence(Protocol):
 
     async def claim(self, person: str, call_id: str, ttl_s: int) -> bool: ...
     async def release(self, person: str, call_id: str) -> None: ...
+
+
+class NodePresence(Protocol):
+    """Where each phone is registered and who is on a call, across every Asterisk node
+    (issue 23). Never raises: without the shared view it answers from this node's own."""
+
+    async def busy(self, endpoint: str) -> bool:
+        """A channel on `endpoint` ("PJSIP/mgr1") on any live node."""
+        ...
+
+    async def where(self, endpoint: str) -> tuple[str | None, bool]:
+        """(node, online): the node to reach `endpoint` through, and whether it is registered."""
+        ...

@@ -40,7 +40,7 @@ from ari_app.core.dialplan import CALLBACK_TURN_CONTEXT
 from ari_app.core.models import Contact, DialResult, Direction
 from ari_app.core.numbers import mask
 from ari_app.core.policy import Policy
-from ari_app.core.ports import Clock, HistoryStore, Presence
+from ari_app.core.ports import Clock, HistoryStore, NodePresence, Presence
 from ari_app.history.store import HistoryUnavailable
 from ari_app.record.callbacks import CallbackRequest, CallbackStore, Status
 from ari_app.record.pending_writes import PendingWrites
@@ -86,13 +86,15 @@ class CallbackDialer:
     def __init__(self, app: StasisApp, store: CallbackStore, *, policy: Callable[[], Policy],
                  history: HistoryStore, presence: Presence, settings: CallbackSettings,
                  clock: Clock, pending: PendingWrites | None = None,
-                 on_finished: Callable[[CallbackRequest, str], None] | None = None) -> None:
+                 on_finished: Callable[[CallbackRequest, str], None] | None = None,
+                 nodes: NodePresence | None = None) -> None:
         self.app = app
         self.ari = app.ari
         self.store = store
         self.policy = policy
         self.history = history
         self.presence = presence
+        self.nodes = nodes  # presence across Asterisk nodes (presence.shared); None: this node's
         self.settings = settings
         self.clock = clock
         self.pending = pending
@@ -234,11 +236,14 @@ class CallbackDialer:
         return QUEUE_TURN, ""
 
     async def _busy(self, endpoint: str) -> bool:
+        """A channel on the endpoint here, or (shared presence) on any other live node."""
         try:
             details = await self.ari.endpoint(endpoint)
         except AriError:
-            return False  # unknown endpoint state: the dial itself will tell
-        return bool(details.get("channel_ids"))
+            details = {}  # unknown here (maybe another node's phone): the dial itself will tell
+        if details.get("channel_ids"):
+            return True
+        return self.nodes is not None and await self.nodes.busy(endpoint)
 
     async def _place(self, req: CallbackRequest, person: str, policy: Policy) -> None:
         watcher = Call(self.ari, {"id": f"callback-{req.id}"}, self.app.subscriptions,

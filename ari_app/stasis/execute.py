@@ -23,7 +23,7 @@ from ari_app.core.models import (
     StepKind,
 )
 from ari_app.core.policy import Policy
-from ari_app.core.ports import Presence
+from ari_app.core.ports import NodePresence, Presence
 from ari_app.history.cdr import endpoint_of
 from ari_app.record.callbacks import CallbackFiler
 from ari_app.stasis.bridges import bridge, drop
@@ -94,8 +94,9 @@ def _state(event: Event, channel_id: str) -> str:
 
 class Executor:
     def __init__(self, presence: Presence, *, one_call_per_person: bool = True,
-                 callbacks: CallbackFiler | None = None) -> None:
+                 callbacks: CallbackFiler | None = None, nodes: NodePresence | None = None) -> None:
         self.presence = presence
+        self.nodes = nodes  # presence across Asterisk nodes (presence.shared); None: this node's
         self.one_call_per_person = one_call_per_person
         self.callbacks = callbacks  # files the requests of callback steps (record/callbacks.py)
 
@@ -284,12 +285,15 @@ class Executor:
         return policy.people.by_endpoint().get(name, name)
 
     async def _endpoint_busy(self, call: Call, endpoint: str) -> bool:
-        """On a call already: Asterisk knows channels on the endpoint (their own calls too)."""
+        """On a call already: Asterisk knows channels on the endpoint (their own calls too);
+        with shared presence, so does any other node's Asterisk, through Redis."""
         try:
             details = await call.ari.endpoint(endpoint)
         except AriError:
-            return False  # unknown endpoint state: let the dial itself tell
-        return bool(details.get("channel_ids"))
+            details = {}  # unknown here (maybe another node's phone): the dial itself tells
+        if details.get("channel_ids"):
+            return True
+        return self.nodes is not None and await self.nodes.busy(endpoint)
 
     async def _dial_result(self, call: Call, leg: str, timeout: float) -> DialResult:
         def final(event) -> bool:
