@@ -13,10 +13,21 @@ from . import paths, root
 
 
 def cli(command: str, timeout: float = 15) -> str:
-    """Run an Asterisk CLI command through the control socket and return its output."""
-    done = subprocess.run(["chroot", str(paths.ROOT), "asterisk", "-rx", command],
-                          capture_output=True, text=True, timeout=timeout)
-    return done.stdout
+    """Run an Asterisk CLI command through the control socket and return its output.
+
+    On timeout the whole process group goes (subprocess.run would kill `chroot` only and then
+    wait for ever on the pipes its `asterisk -rx` child still holds: an overloaded Asterisk
+    that stopped answering its CLI hung the bench that way)."""
+    process = subprocess.Popen(["chroot", str(paths.ROOT), "asterisk", "-rx", command],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        out, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    return out
 
 
 def pid() -> int | None:
