@@ -202,7 +202,8 @@ async def build_routing_app(settings: Settings, config_dir: Path, ari: HttpAri,
     nodes = await start_shared_presence(settings, core, stack)  # None: a single node
     handler = CallRouting(core.router, Executor(RedisPresence(core.redis),
                                    one_call_per_person=settings.calls.one_call_per_person,
-                                   callbacks=filer, nodes=nodes), recorder,
+                                   callbacks=filer, nodes=nodes, node_id=settings.node.id,
+                                   trunks=settings.node.trunks), recorder,
                           on_decided=observer.decided, on_finished=observer.finished)
 
     async def on_call_error(call: Call, error: BaseException) -> None:

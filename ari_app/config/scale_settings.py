@@ -28,9 +28,25 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+_NODE_ID = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+
+
 class NodeSettings(_Strict):
     # in Redis keys and metrics labels: short and plain
-    id: str = Field("node1", pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    id: str = Field("node1", pattern=_NODE_ID)
+    # the PJSIP trunk (an endpoint of this node's pjsip.conf) to each other node, by node id:
+    # a holder registered there is rung through it (core/cross_node.py)
+    trunks: dict[str, str] = Field(default_factory=dict, max_length=64)
+
+    @field_validator("trunks")
+    @classmethod
+    def _trunk_names(cls, trunks: dict[str, str]) -> dict[str, str]:
+        for node, endpoint in trunks.items():
+            if re.fullmatch(_NODE_ID, node) is None:
+                raise ValueError(f"{node!r} is not a node id (lowercase letters, digits, _ and -)")
+            if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", endpoint) is None:
+                raise ValueError(f"trunk of node {node!r}: {endpoint!r} is not a PJSIP endpoint name")
+        return trunks
 
 
 class PresenceSettings(_Strict):

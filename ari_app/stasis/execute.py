@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ari_app.ari.interface import AriError, ChannelGone, Event
@@ -23,6 +24,7 @@ from ari_app.core.models import (
     StepKind,
 )
 from ari_app.core.policy import Policy
+from ari_app.core.cross_node import dial_target
 from ari_app.core.ports import NodePresence, Presence
 from ari_app.history.cdr import endpoint_of
 from ari_app.record.callbacks import CallbackFiler
@@ -94,9 +96,12 @@ def _state(event: Event, channel_id: str) -> str:
 
 class Executor:
     def __init__(self, presence: Presence, *, one_call_per_person: bool = True,
-                 callbacks: CallbackFiler | None = None, nodes: NodePresence | None = None) -> None:
+                 callbacks: CallbackFiler | None = None, nodes: NodePresence | None = None,
+                 node_id: str = "", trunks: Mapping[str, str] | None = None) -> None:
         self.presence = presence
         self.nodes = nodes  # presence across Asterisk nodes (presence.shared); None: this node's
+        self.node_id = node_id
+        self.trunks = dict(trunks or {})  # node id -> this node's PJSIP trunk to it
         self.one_call_per_person = one_call_per_person
         self.callbacks = callbacks  # files the requests of callback steps (record/callbacks.py)
 
@@ -163,6 +168,7 @@ class Executor:
                 return DialResult.BUSY
             if not await self.presence.claim(step.target, call.id, step.ring_timeout_s + 30):
                 return DialResult.BUSY  # another call (maybe another instance) rings or talks to them
+        endpoint = await self._reachable_at(endpoint)
         leg = f"{call.id}-{len(outcome.steps) + 1}-{time.monotonic_ns() % 10**6}"
         bridged = leg_gone = False
         talk: Talk | None = None
@@ -283,6 +289,13 @@ class Executor:
         channel = (event.get("channel") or {}).get("name", "")
         name = exten or endpoint_of(str(channel)) or ""
         return policy.people.by_endpoint().get(name, name)
+
+    async def _reachable_at(self, endpoint: str) -> str:
+        """The person's own endpoint, or the trunk to the node their phone is registered on."""
+        if self.nodes is None or not self.trunks:
+            return endpoint
+        node, _online = await self.nodes.where(endpoint)
+        return dial_target(endpoint, here=self.node_id, registered_on=node, trunks=self.trunks)
 
     async def _endpoint_busy(self, call: Call, endpoint: str) -> bool:
         """On a call already: Asterisk knows channels on the endpoint (their own calls too);

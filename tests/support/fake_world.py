@@ -132,10 +132,12 @@ class World:
 @asynccontextmanager
 async def running(ari: FakeAri | None = None, *, policy: Policy | None = None,
                   presence: Any = None, recorder: Any = None,
-                  admission: Bounds | None = None, nodes: Any = None) -> AsyncIterator[World]:
+                  admission: Bounds | None = None, nodes: Any = None,
+                  node_id: str = "", trunks: dict[str, str] | None = None) -> AsyncIterator[World]:
     """Caseline connected to `ari` (a new FakeAri by default); stopped on exit. With
     `admission`, new calls pass admission control as in ari_app.main (ARI calls counted);
-    with `nodes`, busy checks ask it too (shared presence, stasis/shared_presence.py)."""
+    with `nodes`, busy checks ask it too (shared presence, stasis/shared_presence.py), and with
+    `trunks` too, a person registered on another node is rung through its trunk."""
     ari = ari or FakeAri()
     config = LiveConfig(CONFIG / "routing.yaml", CONFIG / "legal_entities.yaml")
     if policy is not None:
@@ -151,7 +153,7 @@ async def running(ari: FakeAri | None = None, *, policy: Policy | None = None,
         routes[call_id], outcomes[call_id] = routed, outcome
         ari.touch()  # wakes World.outcome
 
-    handler = CallRouting(router, Executor(presence, nodes=nodes), recorder or NoRecorder(),
+    handler = CallRouting(router, Executor(presence, nodes=nodes, node_id=node_id, trunks=trunks), recorder or NoRecorder(),
                           on_finished=finished)
 
     async def on_call_error(call: Call, error: BaseException) -> None:

@@ -222,6 +222,34 @@ async def test_a_call_on_node_a_skips_the_manager_busy_on_node_b(server) -> None
         assert [r["endpoint"] for r in fake.sent("create_channel")] == ["PJSIP/sup1", MGR1]
 
 
+async def test_a_holder_registered_on_node_b_is_rung_through_the_trunk_to_b(server) -> None:
+    """Issue 23 item 3: the call arrives on node A; mgr1's phone is registered on B only.
+    A rings PJSIP/mgr1@node-b (the trunk) with the client's number; once B is gone, A rings
+    its own endpoint (unavailable here) and the route goes on on A."""
+    async with node(server, "b", ttl_s=1.0, online=(MGR1,)) as b, node(server, "a", offline=(MGR1,)) as a:
+        assert await a.where(MGR1) == ("b", True)
+        async with running(policy=SPLIT, nodes=a.registry, node_id="a", trunks={"b": "node-b"}) as world:
+            fake = world.ari
+            fake.phone("PJSIP/mgr1@node-b").answers()
+            first = fake.caller_arrives(A_CLIENT)
+            fake.hang_up(await world.talking(first))
+            assert (await world.outcome(first)).steps == ["mgr1:answered"]
+            leg = fake.sent("create_channel")[0]
+            assert leg["endpoint"] == "PJSIP/mgr1@node-b"
+            assert leg["variables"]["CALLERID(num)"] == A_CLIENT
+
+            await b.stop()  # node B's Caseline dies: its heartbeat expires, its data stops counting
+            await eventually(_only_here, a, timeout=5)
+            fake.phone(MGR1).unavailable()
+            second = fake.caller_arrives(A_CLIENT)
+            assert (await world.outcome(second)).steps[0] == "mgr1:unavailable"
+            assert fake.sent("create_channel")[1]["endpoint"] == MGR1
+
+
+async def _only_here(a: Node) -> bool:
+    return await a.where(MGR1) == ("a", False)
+
+
 async def test_the_callback_dialler_waits_while_the_holder_is_busy_on_another_node(server) -> None:
     settings = CallbackSettings(poll_s=300, keep_turn=False)
     async with AsyncExitStack() as stack:
