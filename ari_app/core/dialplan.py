@@ -17,6 +17,7 @@ DEFAULT_QUEUE = "operators"  # the operators' queue: where every route that runs
 AGI_ASK_CONTEXT = "caseline-agi-ask"  # one FastAGI request under a deadline (Gosub)
 AGI_END_CONTEXT = "caseline-agi-end"  # the walker's hangup handler: the outcome into the CDR
 FREEPBX_CONTEXT = "caseline-freepbx"  # the FreePBX recipe's Custom Destination
+INTERNODE_CONTEXT = "caseline-internode"  # a person's call from another node's trunk (node.trunks)
 # FreePBX's own contexts a routed call passes (README "FreePBX"): its CDRs are a client's
 FREEPBX_INBOUND_CONTEXTS = ("from-trunk", "ext-queues")
 

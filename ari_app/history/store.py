@@ -199,7 +199,9 @@ class RedisHistoryStore:
         if not by_key:
             return 0
         try:
-            async with self._redis.pipeline(transaction=True) as pipe:
+            # no MULTI: each number's commands are on its own key, so a Redis Cluster can
+            # spread them over slots (docs/scale-out.md); a retry repeats them harmlessly
+            async with self._redis.pipeline(transaction=False) as pipe:
                 for key, members in by_key.items():
                     pipe.zadd(key, members)
                     pipe.zremrangebyscore(key, "-inf", f"({cutoff}")

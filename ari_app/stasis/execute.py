@@ -94,6 +94,20 @@ def _state(event: Event, channel_id: str) -> str:
     return ""
 
 
+async def _caller_left(call: Call, within_s: float = 1.0) -> bool:
+    """After a bridge failed: did the caller hang up? Their end event may still be on its way
+    (an ARI answer can come before the events Asterisk sent ahead of it)."""
+    if call.hung_up:
+        return True
+    try:
+        await call.wait_for(lambda _event: False, within_s)
+    except CallEnded:
+        return True
+    except TimeoutError:
+        pass
+    return call.hung_up
+
+
 class Executor:
     def __init__(self, presence: Presence, *, one_call_per_person: bool = True,
                  callbacks: CallbackFiler | None = None, nodes: NodePresence | None = None,
@@ -194,12 +208,19 @@ class Executor:
                 return result
             if call.hung_up:
                 raise CallEnded(call.id)
-            await bridge(call, leg)
-            bridged = True
+            # The person answered: the call is theirs from here, even if the caller leaves
+            # while we bridge (their phone already said "answered": a talk of 0 s).
             # While they talk, Asterisk's endpoint view says busy; the claim only has to
             # cover the ringing window, where two instances could pick the same person.
             outcome.result = OutcomeResult.ANSWERED
             outcome.answered_by = step.target
+            try:
+                await bridge(call, leg)
+            except (CallEnded, AriError):  # 400 "Channel not found", 404, 422 not in Stasis
+                if await _caller_left(call):
+                    return DialResult.ANSWERED
+                raise
+            bridged = True
             started = time.monotonic()
             talk = Talk(leg)
             try:

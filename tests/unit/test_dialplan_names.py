@@ -15,7 +15,8 @@ CONTEXTS = set(re.findall(r"^\[([^\]]+)\]", DIALPLAN, re.M))
 
 def test_every_context_named_in_code_is_in_the_dialplan() -> None:
     named = {dialplan.INBOUND_CONTEXT, dialplan.ROUTE_CONTEXT, dialplan.OPERATORS_CONTEXT,
-             dialplan.VOICEMAIL_CONTEXT, dialplan.AGI_CONTEXT, dialplan.PEOPLE_CONTEXT}
+             dialplan.VOICEMAIL_CONTEXT, dialplan.AGI_CONTEXT, dialplan.PEOPLE_CONTEXT,
+             dialplan.INTERNODE_CONTEXT}
     assert named <= CONTEXTS, named - CONTEXTS
 
 

@@ -166,6 +166,28 @@ async def test_the_caller_hanging_up_mid_talk_ends_the_persons_leg() -> None:
     assert fake.live_channels == {} and fake.live_bridges == {}
 
 
+async def test_a_caller_who_leaves_as_the_person_answers_still_counts_as_answered_by_them() -> None:
+    """The person's phone answered; the caller hangs up while we bridge (Asterisk has just
+    answered them): the outcome is the person's answer with a talk of 0 s, not a caller
+    hanging up with no one. Before, the step was lost (CI of 2026-12-08: "mgr1:busy" alone)."""
+    async with running() as world:
+        fake = world.ari
+        fake.phone("PJSIP/mgr1").answers()
+        answer = fake.answer
+
+        async def answer_then_the_caller_leaves(channel_id: str) -> None:
+            await answer(channel_id)
+            if channel_id == call_id:
+                fake.hang_up(channel_id)
+
+        fake.answer = answer_then_the_caller_leaves  # type: ignore[method-assign]
+        call_id = fake.caller_arrives(A_CLIENT)
+        outcome = await world.outcome(call_id)
+
+    assert (outcome.result, outcome.answered_by, outcome.steps) == (OutcomeResult.ANSWERED, "mgr1", ["mgr1:answered"])
+    assert fake.live_channels == {} and fake.live_bridges == {}  # the person's leg is hung up
+
+
 async def test_the_queue_gets_the_caller_with_priority_and_queue_name() -> None:
     async with running() as world:
         fake = world.ari
