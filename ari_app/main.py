@@ -215,6 +215,7 @@ async def build_routing_app(settings: Settings, config_dir: Path, ari: HttpAri,
         gate.republish()  # a restarted Asterisk has lost the gate's global
 
     app = StasisApp(ari, handler, on_call_error=on_call_error, on_reconnect=on_reconnect, shed=shed)
+    gate.ready = app.connected  # the gate speaks to Asterisk only while ARI is connected
 
     # FastAGI decisions wait here for their calls' CDRs (the outcome), then go to the log;
     # closed after the listener, which hands over what it still holds

@@ -49,6 +49,9 @@ class DialplanGate:
         self._unknown = True  # Asterisk's value is not known to match ours: publish
         self._wake = asyncio.Event()
         self._wake.set()  # publish "open" at start: a dead predecessor may have left it closed
+        # set while ARI's events connection is up (StasisApp.connected): nothing is sent to an
+        # Asterisk that is down or still booting (503), only retried once it is back
+        self.ready: asyncio.Event | None = None
 
     def admission_changed(self, reason: str | None) -> None:
         """Admission's state changed (ops/load.py): close at once, reopen after the hold."""
@@ -72,6 +75,9 @@ class DialplanGate:
             closed = self.wanted_closed()
             if closed == self.closed and not self._unknown:
                 continue
+            if self.ready is not None and not self.ready.is_set():
+                await self.ready.wait()
+                closed = self.wanted_closed()
             resend, self._unknown = self._unknown, False  # a republish asked meanwhile counts
             try:
                 await self._publish(closed, resend)

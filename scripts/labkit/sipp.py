@@ -182,13 +182,15 @@ async def place_calls(workdir: Path, numbers: Iterable[str], *, hold_ms: int = 2
                       service: str = "100", timeout_s: int = 60,
                       from_phone: str | None = None,
                       dtmf: tuple[str, int] | tuple[str, int, int] | None = None,
-                      display_name: str = "Client", speaks: bool = False) -> CallerRun:
+                      display_name: str = "Client", speaks: bool = False,
+                      target: str = ASTERISK) -> CallerRun:
     """Start SIPp calling from each number (one call each); returns at once.
 
     `dtmf=("0", 7000)` presses 0 seven seconds after the answer (SIP INFO).
     `from_phone="mgr2"` places the calls from that lab phone's address instead of the trunk's
     (Asterisk identifies the phone by address): a manager calling `service`, a client number.
     `speaks=True`: the caller sends audio (a tone) once answered, e.g. to leave a voicemail.
+    `target`: the Asterisk to call (host:port), e.g. a node of the scale-out lab.
     """
     global _runs
     _runs += 1
@@ -208,7 +210,7 @@ async def place_calls(workdir: Path, numbers: Iterable[str], *, hold_ms: int = 2
         audio = str(write_tone(workdir / "tone.pcmu")) if speaks else None
         xml.write_text(scenarios.caller(hold_ms, audio))
     process = await asyncio.create_subprocess_exec(
-        "sipp", ASTERISK, "-sf", str(xml), "-inf", str(inf), "-s", service,
+        "sipp", target, "-sf", str(xml), "-inf", str(inf), "-s", service,
         "-i", source_ip, "-p", str(free_udp_port(source_ip)), "-mi", source_ip,
         "-m", str(len(numbers)), "-r", str(rate), "-rp", "1000", "-l", "1000", "-nostdin",
         "-timeout", f"{timeout_s}s", "-timeout_error",

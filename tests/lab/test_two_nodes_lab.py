@@ -17,10 +17,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
+from redis.asyncio import Redis
 
 from labkit import root as lab_root
 from labkit import sipp
+from labkit.caseline_process import CaselineProcess
+from labkit.config_copy import copy_config
 from labkit.nodes import Node, drop_contacts, start_nodes
+from labkit.redis_server import RedisServer, RedisUnavailable
 from tests.conftest import need
 from tests.support.eventually import eventually
 
@@ -33,9 +38,9 @@ CLIENT = "+79161234567"
 
 @pytest.fixture(scope="module")
 def nodes(lab) -> Iterator[dict[str, Node]]:
-    """Node A with no phone of its own, node B with mgr1 (the main lab stays as it is)."""
+    """mgr1's phone on node B, every other phone on node A (the main lab stays as it is)."""
     try:
-        started = start_nodes({"b": ("mgr1",)}, ALL_PHONES)
+        started = start_nodes({"a": tuple(p for p in ALL_PHONES if p != "mgr1"), "b": ("mgr1",)}, ALL_PHONES)
     except (OSError, RuntimeError, subprocess.SubprocessError) as e:
         need("two Asterisk nodes", f"{type(e).__name__}: {e}")
     try:
@@ -74,7 +79,7 @@ def test_the_trunk_template_and_contacts_are_rendered_per_node() -> None:
 async def test_a_call_for_a_phone_on_node_b_crosses_the_trunk_with_the_clients_number(nodes, tmp_path) -> None:
     phone = sipp.Phone("mgr1", tmp_path).start()
     try:
-        # node A has no contact for mgr1: it cannot ring the phone itself
+        # node A has no contact for mgr1 (its phone is on B): it cannot ring the phone itself
         status, body = originate(nodes["a"], "PJSIP/mgr1", CLIENT)
         assert status >= 400, body
         assert sipp.read_events(phone.log) == []
@@ -84,3 +89,64 @@ async def test_a_call_for_a_phone_on_node_b_crosses_the_trunk_with_the_clients_n
         await eventually(lambda: (CLIENT, "answered") in sipp.read_events(phone.log), timeout=10)
     finally:
         phone.stop()
+
+
+# --- Caseline on both nodes -----------------------------------------------------------------
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    try:
+        server = RedisServer.start()
+    except RedisUnavailable as e:
+        need("Redis", str(e))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def caseline_on(node: Node, workdir: Path, redis: RedisServer) -> CaselineProcess:
+    """`caseline run` for one node: its own Asterisk, the shared Redis, presence shared."""
+    workdir.mkdir()
+    config = copy_config(workdir / "config")
+    settings = yaml.safe_load((config / "caseline.yaml").read_text())
+    settings["node"] = {"id": node.name, "trunks": {node.other: node.trunk}}
+    settings["presence"] = {"shared": True, "ttl_s": 5}
+    (config / "caseline.yaml").write_text(yaml.safe_dump(settings))
+    return CaselineProcess(workdir, [], config, extra_env={
+        "CASELINE_REDIS_URL": redis.url, "CASELINE_ARI_URL": node.ari_url,
+        "CASELINE_AMI_HOST": node.ip, "CASELINE_AGI_HOST": node.ip, "CASELINE_OPS_HOST": node.ip,
+        "CASELINE_NODE_ID": node.name})
+
+
+async def test_the_manager_busy_on_node_b_makes_an_a_client_on_node_a_escalate(nodes, redis_server, tmp_path) -> None:
+    """Issue 23 item 5: mgr1 (registered on B) is on a call there; an A client of mgr1 calls
+    node A: Caseline A sees mgr1 busy through the shared presence and rings sup1 (on A)."""
+    mgr1 = sipp.Phone("mgr1", tmp_path).start()  # on B (the `nodes` fixture)
+    sup1 = sipp.Phone("sup1", tmp_path).start()  # nobody's contact on B: on A only
+    processes = [caseline_on(node, tmp_path / node.name, redis_server) for node in nodes.values()]
+    redis = Redis.from_url(redis_server.url)
+    try:
+        for process in processes:
+            await process.registered()
+        # mgr1 takes a call on B that lasts (a dialplan Wait on B's side of it)
+        nodes["b"].cli("channel originate PJSIP/mgr1 application Wait 20")
+        await eventually(_busy_on_b, redis, timeout=10)
+        run = await sipp.place_calls(tmp_path, [CLIENT], hold_ms=1000, target=f"{nodes['a'].ip}:5060")
+        await sipp.wait_for_event(sup1, CLIENT, "answered", timeout=20)
+        await run.wait(30)
+        assert [e for e in sipp.read_events(mgr1.log) if e[0] == CLIENT] == []  # never rung for the client
+        # busy (B's channel, seen through Redis), not unavailable (A has no contact for mgr1)
+        await eventually(lambda: '"steps":["mgr1:busy","sup1:answered"]' in processes[0].log.read_text(), timeout=10)
+    finally:
+        await redis.aclose()
+        for process in processes:
+            process.stop()
+        mgr1.stop()
+        sup1.stop()
+        await sipp.stop_callers()
+
+
+async def _busy_on_b(redis: Redis) -> bool:
+    value = await redis.hget("caseline:{presence}:node:b", "PJSIP/mgr1")
+    return value is not None and not value.decode().endswith("|0")

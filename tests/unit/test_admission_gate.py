@@ -108,6 +108,25 @@ async def test_a_failed_publish_is_retried(gated, monkeypatch):
     await ari.until(lambda: shed(ari), timeout=3)
 
 
+async def test_nothing_is_sent_while_ari_is_not_connected_and_the_gate_is_published_once_it_is():
+    """A restarted Asterisk answers 503 "not booted" until it is: the gate waits for the
+    events connection (StasisApp.connected) instead of retrying into it (CI of 2026-12-08)."""
+    ari, clock = FakeAri(), Clock()
+    gate = DialplanGate(ari, lambda: ShedTarget(20, "benchq"), hold_s=5.0, clock=clock)
+    gate.ready = asyncio.Event()
+    task = asyncio.create_task(gate.run())
+    try:
+        gate.admission_changed("calls_in_progress")
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert [m for m, _ in ari.requests if m == "set_global"] == []
+        gate.ready.set()
+        await ari.until(lambda: shed(ari))
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 def test_the_dialplan_checks_the_gate_before_stasis_and_before_agi():
     route = (DIALPLAN / "extensions.conf").read_text()
     agi = (DIALPLAN / "caseline-agi.conf").read_text()
